@@ -1,0 +1,203 @@
+/*
+ * The server process: data dir and PKI first, then the loop with its tasks (API server,
+ * certificate renewal, readiness). Start-up order matters: nothing listens before the
+ * certificates it serves with are valid.
+ */
+#include "daemon_int.h"
+
+#include <kcp/base.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* SIGTERM must end the process within 2 s (systemd, kubelet-style supervisors). */
+#define DRAIN_MS 1500
+
+static uint64_t offset_monotonic_ms(void *data)
+{
+    return kcp_clock_now_ms(kcp_clock_system());
+}
+
+static int64_t offset_wall_s(void *data)
+{
+    const struct daemon *d = data;
+    return kcp_clock_wall_s(kcp_clock_system()) + d->opts->clock_offset_s;
+}
+
+int daemon_split_listen(const char *listen, char **out_host, int *out_port)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return KCP_EINVAL;
+    const char *h = listen, *he = colon;
+    if (*h == '[') {
+        if (he[-1] != ']')
+            return KCP_EINVAL;
+        h++;
+        he--;
+    }
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return KCP_EINVAL;
+    *out_host = kcp_strndup(h, (size_t)(he - h));
+    *out_port = (int)port;
+    return 0;
+}
+
+static int http_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    return kcp_http_server_start(d->http);
+}
+
+static void http_on_stopped(struct kcp_http_server *srv, void *data)
+{
+    struct daemon *d = data;
+    kcp_task_stopped(&d->http_task);
+}
+
+static void http_stop(struct kcp_task *task)
+{
+    struct daemon *d = task->data;
+    kcp_http_server_stop(d->http, http_on_stopped, d);
+}
+
+static int ready_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    char *kubeconfig = kcp_pki_kubeconfig_path(d->opts->data_dir);
+    d->ready = true;
+    kcp_log(KCP_LOG_INFO, "daemon", "kcp is ready on %s; kubeconfig: %s", d->opts->listen,
+            kubeconfig);
+    free(kubeconfig);
+    daemon_notify("READY=1");
+    return 0;
+}
+
+static void ready_stop(struct kcp_task *task)
+{
+    struct daemon *d = task->data;
+    d->ready = false;
+    daemon_notify("STOPPING=1");
+    kcp_task_stopped(task);
+}
+
+static void add_task(struct daemon *d, struct kcp_task *t, const char *name,
+                     int (*start)(struct kcp_task *, struct kcp_loop *),
+                     void (*stop)(struct kcp_task *))
+{
+    t->name = name;
+    t->start = start;
+    t->stop = stop;
+    t->data = d;
+    kcp_loop_add(&d->loop, t);
+}
+
+/* Creates the cluster in an empty data dir, or checks that the data dir holds one. */
+static int prepare_data_dir(struct daemon *d)
+{
+    const char *dir = d->opts->data_dir;
+    if (kcp_pki_exists(dir)) {
+        if (d->opts->init)
+            kcp_log(KCP_LOG_INFO, "daemon", "%s already holds a cluster; starting it unchanged",
+                    dir);
+        return 0;
+    }
+    if (!d->opts->init) {
+        kcp_log(KCP_LOG_ERROR, "daemon",
+                "%s holds no cluster: pass --init to create one, or --data-dir of an existing "
+                "cluster",
+                dir);
+        return KCP_ENOTFOUND;
+    }
+    if (kcp_mkdir_p(dir, 0700) != 0) {
+        kcp_log(KCP_LOG_ERROR, "daemon", "cannot create data dir %s", dir);
+        return KCP_EIO;
+    }
+    int rc = kcp_pki_init(&d->pki);
+    if (rc != 0)
+        kcp_log(KCP_LOG_ERROR, "daemon", "creating the cluster's certificates in %s: %s", dir,
+                kcp_error_message(rc));
+    return rc;
+}
+
+static int load_tls(struct daemon *d)
+{
+    const char *dir = d->opts->data_dir;
+    char *ca = kcp_pki_cert_path(dir, "ca");
+    char *cert = kcp_pki_cert_path(dir, "server");
+    char *key = kcp_pki_key_path(dir, "server");
+    int rc = kcp_tls_config_new(&d->tls, ca, cert, key);
+    if (rc != 0)
+        kcp_log(KCP_LOG_ERROR, "daemon", "loading the serving certificate: %s",
+                kcp_error_message(rc));
+    free(ca);
+    free(cert);
+    free(key);
+    return rc;
+}
+
+int kcp_daemon_run(const struct kcp_daemon_options *opts)
+{
+    int rc = 0;
+    bool loop_ready = false;
+    struct daemon *d = kcp_calloc(1, sizeof(*d));
+    d->opts = opts;
+    d->clock.monotonic_ms = offset_monotonic_ms;
+    d->clock.wall_s = offset_wall_s;
+    d->clock.data = d;
+
+    if (daemon_split_listen(opts->listen, &d->listen_host, &d->listen_port) != 0) {
+        kcp_log(KCP_LOG_ERROR, "daemon", "--listen %s: want a numeric HOST:PORT", opts->listen);
+        rc = KCP_EINVAL;
+        goto done;
+    }
+    if (opts->node_name)
+        snprintf(d->node_name, sizeof(d->node_name), "%s", opts->node_name);
+    else if (gethostname(d->node_name, sizeof(d->node_name) - 1) != 0)
+        snprintf(d->node_name, sizeof(d->node_name), "kcp");
+    d->pki.data_dir = opts->data_dir;
+    d->pki.node_name = d->node_name;
+    d->pki.listen_host = d->listen_host;
+    d->pki.listen_port = d->listen_port;
+    d->pki.now = kcp_clock_wall_s(&d->clock);
+
+    if ((rc = prepare_data_dir(d)) != 0)
+        goto done;
+    /* Renew before serving: a cluster restarted after a year must not serve an expired cert. */
+    if ((rc = daemon_certs_check(d)) != 0)
+        goto done;
+    if ((rc = load_tls(d)) != 0)
+        goto done;
+
+    uint64_t seed = (uint64_t)kcp_clock_now_ms(&d->clock) ^ ((uint64_t)getpid() << 32);
+    if ((rc = kcp_loop_init(&d->loop, &d->clock, seed)) != 0)
+        goto done;
+    loop_ready = true;
+
+    struct kcp_http_config hc = {.listen = opts->listen, .tls = d->tls};
+    kcp_http_limits_default(&hc.limits);
+    if ((rc = kcp_http_server_new(&d->http, &d->loop, &hc)) != 0)
+        goto done;
+    daemon_health_routes(d);
+
+    add_task(d, &d->http_task, "apiserver", http_start, http_stop);
+    daemon_certs_task_init(d);
+    add_task(d, &d->ready_task, "ready", ready_start, ready_stop);
+
+    rc = kcp_loop_run(&d->loop, DRAIN_MS);
+    kcp_log(KCP_LOG_INFO, "daemon", rc == 0 ? "stopped" : "stopped after an error");
+done:
+    if (loop_ready && kcp_loop_close(&d->loop) != 0)
+        KCP_LOG_V(1, "daemon", "loop closed with handles still open");
+    if (d->http)
+        kcp_http_server_free(d->http);
+    if (d->tls)
+        kcp_tls_config_free(d->tls);
+    free(d->listen_host);
+    free(d);
+    return rc == 0 ? 0 : 1;
+}

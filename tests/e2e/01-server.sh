@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The foundation end to end: static binary, CLI, PKI on first start, TLS with client
+# certificates, health and version endpoints, restart semantics, renewal, signals.
+source "$(dirname "$0")/lib.sh"
+
+expect_match "binary is statically linked" 'statically linked' "$(file -L "$KCP")"
+expect "kcp version" "$KCP" version
+expect_match "kcp version -o json" '"minor": "32"' "$("$KCP" version -o json)"
+expect_match "kcp --help lists server" 'server' "$("$KCP" --help)"
+expect_match "kcp server --help shows --data-dir" '--data-dir' "$("$KCP" server --help)"
+"$KCP" server --no-such-flag >"$E2E_TMP/out" 2>&1; rc=$?
+expect_eq "unknown flag exits 2" 2 "$rc"
+expect_match "unknown flag message" 'unknown flag: --no-such-flag' "$(cat "$E2E_TMP/out")"
+"$KCP" frobnicate >/dev/null 2>&1; expect_eq "unknown command exits 2" 2 "$?"
+
+# A start without --init on an empty dir fails clearly.
+empty=$E2E_TMP/empty; mkdir -p "$empty"
+p=$(port)
+"$KCP" server --data-dir "$empty" --listen "127.0.0.1:$p" >"$E2E_TMP/out" 2>&1; rc=$?
+expect_eq "no --init on an empty dir exits 1" 1 "$rc"
+expect_match "no --init message" 'holds no cluster.*--init' "$(cat "$E2E_TMP/out")"
+
+# First start.
+dir=$E2E_TMP/one; p=$(port)
+start one "$dir" "$p" --init
+pid=$LAST_PID
+kc=$dir/kubeconfig
+expect "first start becomes ready" ready "$kc"
+expect_eq "kubectl get --raw /readyz" ok "$(kubectl --kubeconfig "$kc" get --raw /readyz 2>&1)"
+expect_eq "/healthz" ok "$(kubectl --kubeconfig "$kc" get --raw /healthz 2>&1)"
+expect_eq "/livez" ok "$(kubectl --kubeconfig "$kc" get --raw /livez 2>&1)"
+expect_match "/readyz?verbose lists checks" '\[\+\]ping ok' "$(kubectl --kubeconfig "$kc" get --raw '/readyz?verbose' 2>&1)"
+expect_match "kubectl version shows server v1.32" 'Server Version: v1\.32\.' "$(kubectl --kubeconfig "$kc" version 2>&1)"
+expect_match "unknown path is a 404 Status" '"reason":"NotFound".*"code":404' \
+  "$(curl -s --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$p/nope" 2>&1)"
+for f in ca.crt ca.key server.crt server.key admin.crt admin.key; do
+  expect_eq "pki/$f is mode 600" 600 "$(stat -c %a "$dir/pki/$f" 2>&1)"
+done
+expect_eq "pki/ is mode 700" 700 "$(stat -c %a "$dir/pki")"
+expect_eq "kubeconfig is mode 600" 600 "$(stat -c %a "$kc")"
+expect_match "kubeconfig names cluster, user, context kcp" 'current-context: kcp' "$(cat "$kc")"
+sans=$(openssl x509 -in "$dir/pki/server.crt" -noout -ext subjectAltName 2>&1)
+for san in DNS:one DNS:localhost DNS:kubernetes DNS:kubernetes.default.svc.cluster.local \
+           'IP Address:127.0.0.1' 'IP Address:10.43.0.1'; do
+  expect_match "server certificate SAN $san" "$san" "$sans"
+done
+expect_match "admin certificate subject" 'O ?= ?system:masters.*CN ?= ?kcp-admin' \
+  "$(openssl x509 -in "$dir/pki/admin.crt" -noout -subject 2>&1)"
+expect_match "leaf certificates last one year" "$(date -u -d '+365 days' +%b)" \
+  "$(openssl x509 -in "$dir/pki/server.crt" -noout -enddate)"
+
+# Client certificates: the admin cert is accepted; a certificate from another CA is rejected
+# during the TLS handshake; no certificate is anonymous but still served health checks.
+other=$E2E_TMP/other; p2=$(port)
+start other "$other" "$p2" --init
+ready "$other/kubeconfig" || fail "second cluster did not start"
+out=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$dir/pki/ca.crt" \
+  --cert "$other/pki/admin.crt" --key "$other/pki/admin.key" "https://127.0.0.1:$p/readyz" 2>&1); rc=$?
+expect_match "foreign client certificate fails the handshake (curl exit $rc)" '^(35|56|16)$' "$rc"
+expect_eq "own admin certificate is accepted" 200 "$(curl -s -o /dev/null -w '%{http_code}' \
+  --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" "https://127.0.0.1:$p/readyz")"
+expect_eq "no client certificate: /healthz still answers" ok \
+  "$(curl -s --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$p/healthz")"
+
+# SIGTERM drains and exits 0 within 2 s.
+kill -TERM "$pid"
+if exits_within "$pid" 2; then expect_eq "SIGTERM exits 0 within 2 s" 0 "$EXIT_STATUS"; else fail "SIGTERM: still running after 2 s"; fi
+
+# --init on an existing data dir changes nothing.
+sums=$(cd "$dir" && sha256sum pki/* kubeconfig)
+start one "$dir" "$p" --init
+pid=$LAST_PID
+expect "restart with --init becomes ready" ready "$kc"
+expect_eq "--init on an existing cluster changes no file" "$sums" "$(cd "$dir" && sha256sum pki/* kubeconfig)"
+kill -INT "$pid"
+if exits_within "$pid" 2; then expect_eq "SIGINT exits 0 within 2 s" 0 "$EXIT_STATUS"; else fail "SIGINT: still running after 2 s"; fi
+
+# Restart without --init, 300 days later: certificates with < 90 days left are renewed at start.
+old_end=$(openssl x509 -in "$dir/pki/server.crt" -noout -enddate)
+start one "$dir" "$p" --testing-clock-offset 7200h
+pid=$LAST_PID
+expect "restart 300 days later becomes ready" ready "$kc"
+new_end=$(openssl x509 -in "$dir/pki/server.crt" -noout -enddate)
+if [[ $old_end != "$new_end" ]]; then pass "server certificate renewed at start ($new_end)"; else fail "server certificate not renewed: $new_end"; fi
+expect_eq "renewed kubeconfig still works" ok "$(kubectl --kubeconfig "$kc" get --raw /readyz 2>&1)"
+expect_eq "CA unchanged by renewal" "$(grep ' pki/ca.crt' <<<"$sums" | cut -d' ' -f1)" "$(sha256sum "$dir/pki/ca.crt" | cut -d' ' -f1)"
+kill -TERM "$pid"; exits_within "$pid" 2 || fail "stop after renewal test"
+
+# Port in use: a clear error, exit 1.
+start one-again "$dir" "$p2"
+if exits_within "$LAST_PID" 5; then expect_eq "listen address in use exits 1" 1 "$EXIT_STATUS"; else fail "listen address in use: still running"; fi
+
+done_testing
