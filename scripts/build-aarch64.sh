@@ -3,7 +3,9 @@
 #
 # usage: scripts/build-aarch64.sh [--deps-only] [-DNAME=VALUE...]
 #   --deps-only   install the cross toolchain and build the arm64 libraries, but not kcp
-#   -D...         passed on to the cmake configure step
+#   -D...         passed on to the cmake configure step, after the script's own; so
+#                 -DKCP_TESTS=ON builds the unit tests too, and `ctest --test-dir build-aarch64`
+#                 runs them under qemu (the toolchain file sets CMAKE_CROSSCOMPILING_EMULATOR)
 #
 # Steps, each idempotent: enable the arm64 architecture in dpkg; install the cross compiler,
 # qemu and the arm64 -dev packages kcp links; build libgit2 and libwebsockets for arm64
@@ -37,13 +39,14 @@ host_packages=(
   build-essential cmake pkg-config file dpkg-dev protobuf-c-compiler node-llhttp
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu qemu-user-static
 )
-# What kcp and the source-built libraries link, for arm64 (through Debian multiarch).
+# What kcp and the source-built libraries link, for arm64 (through Debian multiarch); cmocka
+# only for the unit tests.
 arm64_packages=(
   libuv1-dev:arm64 libmbedtls-dev:arm64 liblmdb-dev:arm64 libprotobuf-c-dev:arm64
-  libjansson-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64
+  libjansson-dev:arm64 zlib1g-dev:arm64 libc6-dev:arm64 libcmocka-dev:arm64
 )
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 
 install_cross_deps() {
   local updated=0 missing=() p

@@ -65,6 +65,9 @@ LWS_OPTIONS=(
   -DLWS_WITH_PLUGINS=OFF -DLWS_WITH_LWSWS=OFF -DLWS_WITH_ZLIB=OFF -DLWS_WITHOUT_EXTENSIONS=ON
   -DLWS_WITH_SYS_ASYNC_DNS=OFF -DLWS_WITH_SECURE_STREAMS=OFF -DLWS_WITH_EXTERNAL_POLL=OFF
   -DDISABLE_WERROR=ON
+  # No `git describe`, user or host name in the library: lws_get_library_version() says
+  # "4.1.6-3", the Debian version it was built from.
+  -DCMAKE_DISABLE_FIND_PACKAGE_Git=ON -DLWS_REPRODUCIBLE=ON -DLWS_BUILD_HASH="${LWS_VERSION##*-}"
 )
 
 die() { echo "deps-src: $*" >&2; exit 1; }
@@ -93,7 +96,7 @@ check_prereqs() {
     command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
   fi
   for p in zlib1g-dev libmbedtls-dev libuv1-dev; do
-    dpkg-query -W -f='${Status}' "$p:$arch" 2>/dev/null | grep -q 'install ok installed' ||
+    [[ $(dpkg-query -W -f='${Status}' "$p:$arch" 2>/dev/null) == "install ok installed" ]] ||
       missing+=("$p:$arch")
   done
   ((${#missing[@]} == 0)) ||
@@ -133,7 +136,7 @@ enable_deb_src() {
   fi
   [[ -n $text ]] || return 0
   log "adding deb-src entries ($out)"
-  printf '# Written by kcp scripts/deps-src.sh: source packages for the Debian entries above.\n%s\n' \
+  printf '# Written by kcp scripts/deps-src.sh: deb-src twins of the Debian deb entries.\n%s\n' \
     "$text" | $SUDO tee "$out" >/dev/null
   $SUDO apt-get update -qq
 }

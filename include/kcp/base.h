@@ -67,7 +67,7 @@ void kcp_buf_reserve(struct kcp_buf *b, size_t extra);
 void kcp_buf_append(struct kcp_buf *b, const void *data, size_t len);
 void kcp_buf_puts(struct kcp_buf *b, const char *s);
 void kcp_buf_printf(struct kcp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void kcp_buf_vprintf(struct kcp_buf *b, const char *fmt, va_list ap);
+void kcp_buf_vprintf(struct kcp_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Appends s as a JSON string literal, quotes included. */
 void kcp_buf_json_string(struct kcp_buf *b, const char *s);
 void kcp_buf_reset(struct kcp_buf *b);

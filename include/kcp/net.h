@@ -42,6 +42,11 @@ struct kcp_conn_handler {
      * last callback, never made from inside a kcp_conn_* call. The connection is freed after.
      */
     void (*on_close)(struct kcp_conn *conn);
+    /*
+     * Optional: everything queued has been written (backlog back to 0) after a write had to
+     * queue. Lets a producer stop at a high-water mark and resume here.
+     */
+    void (*on_drain)(struct kcp_conn *conn);
 };
 
 /* Who is at the other end: from the verified client certificate (CN, O values), else NULL. */
@@ -88,13 +93,12 @@ struct kcp_listener;
  * A new connection, owned by the callee: it must call kcp_conn_start or kcp_conn_close on it
  * before returning (closing refuses it, for example past a connection limit).
  */
-typedef void (*kcp_listener_accept_cb)(struct kcp_listener *lis, struct kcp_conn *conn,
-                                       void *data);
+typedef void (*kcp_listener_accept_cb)(struct kcp_listener *lis, struct kcp_conn *conn, void *data);
 typedef void (*kcp_listener_closed_cb)(struct kcp_listener *lis, void *data);
 /*
  * Binds and listens on the numeric address addr ("127.0.0.1:0" picks a port). tls is borrowed
  * and may be NULL. KCP_EINVAL for a bad address, KCP_EIO (logged with the address) when the
- * socket cannot be bound.
+ * socket cannot be bound; the half-made socket is then closed by the loop's next run.
  */
 int kcp_listener_new(struct kcp_listener **out, struct kcp_loop *loop, const char *addr,
                      struct kcp_tls_config *tls, kcp_listener_accept_cb cb, void *data);
@@ -110,8 +114,7 @@ void kcp_listener_close(struct kcp_listener *lis, kcp_listener_closed_cb cb, voi
  */
 typedef void (*kcp_conn_sink_cb)(struct kcp_conn *conn, const char *data, size_t len,
                                  void *sink_data);
-struct kcp_conn *kcp_conn_memory_new(struct kcp_loop *loop, kcp_conn_sink_cb sink,
-                                     void *sink_data);
+struct kcp_conn *kcp_conn_memory_new(struct kcp_loop *loop, kcp_conn_sink_cb sink, void *sink_data);
 /* Feeds bytes as if read from the peer. KCP_ECLOSED once the connection is closing. */
 int kcp_conn_memory_feed(struct kcp_conn *conn, const void *data, size_t len);
 

@@ -16,9 +16,11 @@
 struct kcp_pki_params {
     const char *data_dir;  /* DIR */
     const char *node_name; /* DNS SAN and CN of the server certificate */
-    const char *listen_host; /* numeric IP (or name) of --listen; becomes an IP or DNS SAN */
-    int listen_port;       /* written into the kubeconfig's server URL */
-    int64_t now;           /* wall-clock seconds (from the injected clock) */
+    /* --listen's host, a numeric IP (no brackets) or a name: an IP or DNS SAN. NULL, "",
+     * 0.0.0.0 and :: add none, and the kubeconfig then dials 127.0.0.1. */
+    const char *listen_host;
+    int listen_port; /* written into the kubeconfig's server URL */
+    int64_t now;     /* wall-clock seconds (from the injected clock) */
 };
 
 /* Leaf certificates live this long and are renewed when less than the threshold remains. */
@@ -31,20 +33,25 @@ bool kcp_pki_exists(const char *data_dir);
 
 /*
  * Creates the CA, server and admin certificates and the kubeconfig in an empty data dir.
- * Returns KCP_EEXIST if a CA is already there (nothing is changed), KCP_EIO/KCP_ECRYPTO on
- * failure (partial files are removed).
+ * Returns KCP_EEXIST if a CA is already there (nothing is changed), KCP_EINVAL for a node name
+ * or listen host that is not a DNS name (or, the host, a numeric address) or a bad port,
+ * KCP_EIO/KCP_ECRYPTO on failure (partial files are removed). ca.crt is written last: after
+ * a crash part-way, kcp_pki_exists is still false and init can run again.
  */
 int kcp_pki_init(const struct kcp_pki_params *p);
 
 /*
  * Renews every leaf certificate with less than KCP_PKI_RENEW_DAYS left at p->now (or one
- * whose SANs no longer cover p's node name and listen host), signing with the existing CA.
- * Sets *out_renewed to the number of certificates rewritten. The kubeconfig is rewritten
- * when the admin certificate is. Missing CA: KCP_ENOTFOUND.
+ * whose SANs no longer cover p's node name and listen host, or that is missing, unreadable,
+ * not its key's or not signed by the CA), signing with the existing CA; each gets a new key.
+ * Sets *out_renewed to the number of certificates rewritten, also when an error stops it
+ * part-way. The kubeconfig is rewritten whenever a certificate is: it embeds the admin pair
+ * and names the server. Missing CA: KCP_ENOTFOUND; bad params: KCP_EINVAL.
  */
 int kcp_pki_renew(const struct kcp_pki_params *p, int *out_renewed);
 
-/* Seconds until the earliest leaf certificate expires (negative if already expired). */
+/* Seconds until the earliest leaf certificate expires (negative if already expired).
+ * KCP_ENOTFOUND if a leaf certificate is missing, KCP_ECRYPTO if one is unreadable. */
 int kcp_pki_leaf_remaining(const char *data_dir, int64_t now, int64_t *out_seconds);
 
 /* Paths of the files above; the caller frees. name is "ca", "server" or "admin". */

@@ -18,6 +18,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define B(s) (1u << (s))
@@ -30,9 +31,13 @@ static const unsigned transitions[] = {
     [CONN_CLOSING] = 0,
 };
 
+/* Checked in release builds too: a bad move is a bug that would otherwise corrupt memory. */
 static void conn_move(struct kcp_conn *c, enum conn_state to)
 {
-    assert(transitions[c->state] & B(to));
+    if (!(transitions[c->state] & B(to))) {
+        kcp_log(KCP_LOG_ERROR, "net", "bug: connection state %d -> %d", (int)c->state, (int)to);
+        abort();
+    }
     c->state = to;
 }
 
@@ -61,8 +66,7 @@ struct kcp_conn *conn_new_tcp(struct kcp_loop *loop, struct kcp_tls_config *tls)
     return c;
 }
 
-struct kcp_conn *kcp_conn_memory_new(struct kcp_loop *loop, kcp_conn_sink_cb sink,
-                                     void *sink_data)
+struct kcp_conn *kcp_conn_memory_new(struct kcp_loop *loop, kcp_conn_sink_cb sink, void *sink_data)
 {
     struct kcp_conn *c = conn_alloc(loop, CONN_MEMORY);
     c->sink = sink;
@@ -209,6 +213,8 @@ static void conn_on_write(uv_write_t *req, int status)
     conn_flush(c);
     if (c->state == CONN_DRAINING && !c->wdata)
         conn_drained(c);
+    else if (c->state == CONN_OPEN && !c->wdata && c->handler && c->handler->on_drain)
+        c->handler->on_drain(c);
 }
 
 void conn_queue_out(struct kcp_conn *c, const void *data, size_t len)
@@ -325,8 +331,8 @@ static void conn_update_reading(struct kcp_conn *c)
     if (c->kind == CONN_MEMORY)
         return;
     bool want = !c->peer_eof && c->in.len - c->in_off < NET_IN_MAX &&
-                (c->state == CONN_HANDSHAKE || c->state == CONN_OPEN ||
-                 c->state == CONN_DRAINING || c->state == CONN_LINGER);
+                (c->state == CONN_HANDSHAKE || c->state == CONN_OPEN || c->state == CONN_DRAINING ||
+                 c->state == CONN_LINGER);
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0)
             c->reading = true;

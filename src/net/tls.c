@@ -56,8 +56,8 @@ int tls_on_verify(void *data, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
         size_t n = strlen(info);
         while (n && info[n - 1] == '\n')
             info[--n] = '\0';
-        kcp_log(KCP_LOG_INFO, "net", "client certificate \"%s\" (depth %d) rejected: %s",
-                subject, depth, info);
+        kcp_log(KCP_LOG_INFO, "net", "client certificate \"%s\" (depth %d) rejected: %s", subject,
+                depth, info);
     }
     return MBEDTLS_ERR_X509_FATAL_ERROR;
 }

@@ -49,8 +49,8 @@ static int gen_new(struct tls_gen **out, struct kcp_tls_config *cfg, const char 
         err = load_error("key does not match certificate", cert_path, r);
         goto done;
     }
-    r = mbedtls_ssl_config_defaults(&gen->conf, MBEDTLS_SSL_IS_SERVER,
-                                    MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
+    r = mbedtls_ssl_config_defaults(&gen->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT);
     if (r != 0) {
         err = load_error("TLS defaults for", cert_path, r);
         goto done;

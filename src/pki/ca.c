@@ -44,8 +44,7 @@ int kcp_pki_init(const struct kcp_pki_params *p)
     pki_pair_init(&ca);
     dir = pki_dir_path(p->data_dir);
     /* Everything is made in memory first: a failure here leaves no trace on disk. */
-    if ((rc = pki_rng_init(&rng)) != 0 ||
-        (rc = pki_issue(&ca_pem, &rng, PKI_CA, p, NULL)) != 0 ||
+    if ((rc = pki_rng_init(&rng)) != 0 || (rc = pki_issue(&ca_pem, &rng, PKI_CA, p, NULL)) != 0 ||
         (rc = pki_pair_parse(&ca, &ca_pem)) != 0)
         goto done;
     for (int i = 0; i < LEAF_COUNT; i++)
@@ -91,6 +90,13 @@ static int ignore_time(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *fl
     return 0;
 }
 
+static bool signed_by(struct pki_pair *leaf, struct pki_pair *ca)
+{
+    uint32_t flags = 0;
+    int rc = mbedtls_x509_crt_verify(&leaf->crt, &ca->crt, NULL, NULL, &flags, ignore_time, NULL);
+    return rc == 0;
+}
+
 /*
  * Renews leaf i when it is missing, unreadable, not the CA's, expiring, or (the server's) no
  * longer names the node. *pem holds the pair in force afterwards.
@@ -100,7 +106,6 @@ static int renew_leaf(struct pki_pem *pem, bool *out_renewed, int i, struct pki_
 {
     int rc = 0;
     char why[64] = "";
-    uint32_t flags = 0;
     int64_t left;
     struct pki_pair leaf;
     pki_pair_init(&leaf);
@@ -115,8 +120,7 @@ static int renew_leaf(struct pki_pem *pem, bool *out_renewed, int i, struct pki_
         goto done;
     else if (pki_pair_parse(&leaf, pem) != 0)
         snprintf(why, sizeof(why), "unreadable, or not the key's");
-    else if (mbedtls_x509_crt_verify(&leaf.crt, &ca->crt, NULL, NULL, &flags, ignore_time,
-                                     NULL) != 0)
+    else if (!signed_by(&leaf, ca))
         snprintf(why, sizeof(why), "not signed by the CA");
     else if ((left = pki_not_after(&leaf.crt) - p->now) < (int64_t)KCP_PKI_RENEW_DAYS * PKI_DAY)
         snprintf(why, sizeof(why), "%lld days left", (long long)(left / PKI_DAY));

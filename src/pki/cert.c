@@ -2,6 +2,7 @@
 #include "pki_internal.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -61,14 +62,14 @@ void pki_pair_free(struct pki_pair *pair)
 
 int pki_pair_parse(struct pki_pair *out, const struct pki_pem *pem)
 {
+    const unsigned char *crt = (const unsigned char *)pem->crt;
+    const unsigned char *key = (const unsigned char *)pem->key;
     /* mbedTLS recognises PEM only when the terminating NUL is counted in the length. */
-    if (mbedtls_x509_crt_parse(&out->crt, (const unsigned char *)pem->crt,
-                               strlen(pem->crt) + 1) != 0)
+    if (mbedtls_x509_crt_parse(&out->crt, crt, strlen(pem->crt) + 1) != 0)
         return KCP_ECRYPTO;
-    if (!pem->key)
+    if (!key)
         return 0;
-    if (mbedtls_pk_parse_key(&out->key, (const unsigned char *)pem->key, strlen(pem->key) + 1,
-                             NULL, 0) != 0)
+    if (mbedtls_pk_parse_key(&out->key, key, strlen(pem->key) + 1, NULL, 0) != 0)
         return KCP_ECRYPTO;
     if (mbedtls_pk_check_pair(&out->crt.pk, &out->key) != 0)
         return KCP_ECRYPTO;
@@ -102,7 +103,8 @@ static int format_time(char out[16], int64_t t)
 
 static bool valid_dns_name(const char *s)
 {
-    /* RFC 1123 host names, the shape of Kubernetes node names: what Go checks a SAN against. */
+    /* RFC 1123 host names, the shape of Kubernetes node names: what a client can match, and
+     * nothing that a subject string ("CN=...") would need to escape. */
     size_t len = strlen(s), label = 0;
     if (len == 0 || len > PKI_DNS_MAX)
         return false;
@@ -167,6 +169,7 @@ static void san_add(struct san_list *l, int tag, const void *data, size_t len)
                                               : memcmp(s->data, data, len)) == 0)
             return;
     }
+    assert(l->n < PKI_SAN_MAX); /* server_sans adds at most nine */
     struct san *s = &l->e[l->n++];
     s->tag = tag;
     s->len = len;
@@ -212,11 +215,12 @@ static int set_subject_alt_name(mbedtls_x509write_cert *crt, const struct san_li
         const struct san *s = &l->e[i];
         ASN1_ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf, s->data, s->len));
         ASN1_ADD(len, mbedtls_asn1_write_len(&p, buf, s->len));
-        ASN1_ADD(len, mbedtls_asn1_write_tag(&p, buf,
-                                             MBEDTLS_ASN1_CONTEXT_SPECIFIC | (unsigned char)s->tag));
+        ASN1_ADD(len, mbedtls_asn1_write_tag(
+                          &p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC | (unsigned char)s->tag));
     }
     ASN1_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
-    ASN1_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+    ASN1_ADD(len,
+             mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
     if (mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
                                             MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, p,
                                             len) != 0)
@@ -237,10 +241,11 @@ static int set_ext_key_usage(mbedtls_x509write_cert *crt, bool server_auth, bool
         ASN1_ADD(len, mbedtls_asn1_write_oid(&p, buf, MBEDTLS_OID_SERVER_AUTH,
                                              MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
     ASN1_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
-    ASN1_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+    ASN1_ADD(len,
+             mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
     if (mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
-                                            MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0,
-                                            p, len) != 0)
+                                            MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE), 0, p,
+                                            len) != 0)
         return KCP_ECRYPTO;
     return 0;
 }
@@ -370,8 +375,8 @@ static bool find_extension(const mbedtls_x509_crt *crt, const char *oid, size_t 
 {
     unsigned char *p = crt->v3_ext.p, *end = p + crt->v3_ext.len;
     size_t len;
-    if (!p || mbedtls_asn1_get_tag(&p, end, &len,
-                                   MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+    if (!p ||
+        mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
         return false;
     end = p + len;
     while (p < end) {

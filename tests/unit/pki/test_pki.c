@@ -80,7 +80,9 @@ static char *path_of(const struct fixture *f, const char *rel)
     return kcp_sprintf("%s/%s", f->dir, rel);
 }
 
-static char *slurp(const struct fixture *f, const char *rel, size_t *out_len)
+/* noinline: gcc 12 reports false dangling-pointer and uninitialised warnings once cmocka's
+ * asserts are inlined here. */
+__attribute__((noinline)) static char *slurp(const struct fixture *f, const char *rel, size_t *out_len)
 {
     char *path = path_of(f, rel), *data = NULL;
     assert_int_equal(kcp_file_read(path, 1 << 20, &data, out_len), 0);
@@ -88,7 +90,7 @@ static char *slurp(const struct fixture *f, const char *rel, size_t *out_len)
     return data;
 }
 
-static void load_crt(mbedtls_x509_crt *crt, const struct fixture *f, const char *name)
+__attribute__((noinline)) static void load_crt(mbedtls_x509_crt *crt, const struct fixture *f, const char *name)
 {
     char *path = kcp_pki_cert_path(f->dir, name);
     mbedtls_x509_crt_init(crt);
@@ -141,9 +143,8 @@ static bool has_san(const mbedtls_x509_crt *crt, int tag, const void *data, size
     p += sizeof(san_oid);
     mbedtls_asn1_get_bool(&p, end, &critical);
     assert_int_equal(mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_OCTET_STRING), 0);
-    assert_int_equal(mbedtls_asn1_get_tag(&p, end, &n,
-                                          MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE),
-                     0);
+    assert_int_equal(
+        mbedtls_asn1_get_tag(&p, end, &n, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE), 0);
     end = p + n;
     while (p < end) {
         int t = *p++;
@@ -284,7 +285,7 @@ static void test_server_sans(void **state)
 /* kind: 'i' an IP SAN, 'd' a DNS SAN, 0 none (a wildcard address is no name to dial). */
 static void check_listen_host(const char *host, char kind, const char *url)
 {
-    void *state;
+    void *state = NULL;
     assert_int_equal(setup_empty(&state), 0);
     struct fixture *f = state;
     f->p.listen_host = host;
@@ -367,28 +368,31 @@ static void test_kubeconfig(void **state)
 {
     struct fixture *f = *state;
     char *kubeconfig = slurp(f, "kubeconfig", NULL);
-    static const char *const lines[] = {"apiVersion: v1\n", "kind: Config\n",
-                                        "current-context: kcp\n", "    cluster: kcp\n",
-                                        "    user: kcp\n", "- name: kcp\n",
+    static const char *const lines[] = {"apiVersion: v1\n",
+                                        "kind: Config\n",
+                                        "current-context: kcp\n",
+                                        "    cluster: kcp\n",
+                                        "    user: kcp\n",
+                                        "- name: kcp\n",
                                         "    server: https://192.168.1.10:6443\n"};
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         assert_non_null(strstr(kubeconfig, lines[i]));
     /* Each *-data field decodes to the file it embeds. */
     static const struct {
         const char *field, *file;
-    } data[] = {{"certificate-authority-data: ", "pki/ca.crt"},
+    } embedded[] = {{"certificate-authority-data: ", "pki/ca.crt"},
                 {"client-certificate-data: ", "pki/admin.crt"},
                 {"client-key-data: ", "pki/admin.key"}};
-    for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++) {
-        char *at = strstr(kubeconfig, data[i].field);
+    for (size_t i = 0; i < sizeof(embedded) / sizeof(embedded[0]); i++) {
+        char *at = strstr(kubeconfig, embedded[i].field);
         assert_non_null(at);
-        at += strlen(data[i].field);
+        at += strlen(embedded[i].field);
         size_t b64_len = strcspn(at, "\n"), n = 0, want_len;
         unsigned char decoded[4096];
-        assert_int_equal(mbedtls_base64_decode(decoded, sizeof(decoded), &n,
-                                               (const unsigned char *)at, b64_len),
-                         0);
-        char *want = slurp(f, data[i].file, &want_len);
+        assert_int_equal(
+            mbedtls_base64_decode(decoded, sizeof(decoded), &n, (const unsigned char *)at, b64_len),
+            0);
+        char *want = slurp(f, embedded[i].file, &want_len);
         assert_int_equal(n, want_len);
         assert_memory_equal(decoded, want, n);
         free(want);
@@ -402,7 +406,8 @@ static void test_renew_when_due(void **state)
     struct fixture *f = *state;
     int renewed = -1;
     int64_t server_before = not_after(f, "server"), admin_before = not_after(f, "admin");
-    char *ca_before = slurp(f, "pki/ca.crt", NULL), *kubeconfig_before = slurp(f, "kubeconfig", NULL);
+    char *ca_before = slurp(f, "pki/ca.crt", NULL),
+         *kubeconfig_before = slurp(f, "kubeconfig", NULL);
     f->p.now = NOW + 300 * DAY;
     assert_int_equal(kcp_pki_renew(&f->p, &renewed), 0);
     assert_int_equal(renewed, 2);
