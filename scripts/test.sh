@@ -10,6 +10,7 @@ logs=$root/build-logs
 mkdir -p "$logs"
 declare -A passed failed
 stages=()
+groups=(1 3 4)
 required_failed=0
 
 skip() { [[ " ${KCP_SKIP:-} " == *" $1 "* ]]; }
@@ -73,8 +74,12 @@ if ! skip aarch64; then
 fi
 
 if [[ -x $shared/acceptance/run.sh ]] || [[ -f $shared/acceptance/run.sh ]]; then
-  echo "== acceptance"
-  out=$(KCP="$root/build/kcp" bash "$shared/acceptance/run.sh" 2>&1); echo "$out" >"$logs/acceptance.log"
+  # Groups 2x (workloads, scheduling, node lifecycle, CRDs) need controllers, `kcp hollow` and
+  # the CRD engine, which no open issue covers yet; they cost minutes of timeouts, so they run
+  # only with KCP_ACCEPTANCE=all. The summary says which groups ran.
+  [[ ${KCP_ACCEPTANCE:-} == all ]] && groups=()
+  echo "== acceptance (groups: ${groups[*]:-all})"
+  out=$(KCP="$root/build/kcp" bash "$shared/acceptance/run.sh" "${groups[@]}" 2>&1); echo "$out" >"$logs/acceptance.log"
   echo "$out" | grep -E '^(== |FAIL|scenarios with|acceptance:)' | head -200
   # Required checks grow as issues land: a scenario named here must pass whole; a check named
   # in required_checks must print "ok" (the rest of its scenario may still fail).
@@ -103,6 +108,7 @@ for s in "${stages[@]}"; do
   printf '%-28s %8s %8s\n' "$s" "${passed[$s]}" "${failed[$s]}"
   if [[ $s != acceptance-all ]]; then tp=$((tp + passed[$s])); tf=$((tf + failed[$s])); fi
 done
-echo "(acceptance-all is informational: scenarios that need later issues may fail)"
+echo "(acceptance-all is informational: scenarios that need later issues may fail;"
+echo " groups run: ${groups[*]:-all}; KCP_ACCEPTANCE=all runs every scenario)"
 echo "$tp passed, $tf failed"
 exit $required_failed
