@@ -1,4 +1,4 @@
-/* kcp store: the one write path (entry -> propose -> apply), LMDB, the object cache, list, watch. */
+/* kcp store: the one write path (entry, propose, apply), LMDB, the object cache, list, watch. */
 #ifndef KCP_STORE_H
 #define KCP_STORE_H
 
@@ -28,10 +28,10 @@
  */
 
 /* Format limits: fixed, so that every replica decodes the same bytes the same way. */
-#define KCP_STORE_MAX_KEY 511               /* LMDB's default maximum key size */
-#define KCP_STORE_MAX_OPS 65536             /* ops in one entry */
-#define KCP_STORE_MAX_ENTRY (64u << 20)     /* encoded entry bytes */
-#define KCP_STORE_MAX_META 1024             /* verb, user and request id, each */
+#define KCP_STORE_MAX_KEY 511           /* LMDB's default maximum key size */
+#define KCP_STORE_MAX_OPS 65536         /* ops in one entry */
+#define KCP_STORE_MAX_ENTRY (64u << 20) /* encoded entry bytes */
+#define KCP_STORE_MAX_META 1024         /* verb, user and request id, each */
 
 /* ---- Objects ---------------------------------------------------------------------------- */
 
@@ -50,13 +50,13 @@ enum kcp_obj_encoding {
  * their own reference with kcp_obj_ref and drop it with kcp_obj_unref. Loop thread only.
  */
 struct kcp_obj {
-    const char *key;     /* NUL-terminated; key_len excludes the NUL */
+    const char *key; /* NUL-terminated; key_len excludes the NUL */
     size_t key_len;
-    const char *json;    /* the stored JSON text, metadata.resourceVersion = mod_revision */
-    size_t json_len;     /* NUL-terminated too */
+    const char *json;         /* the stored JSON text, metadata.resourceVersion = mod_revision */
+    size_t json_len;          /* NUL-terminated too */
     uint64_t mod_revision;    /* index of the entry that wrote this version */
     uint64_t create_revision; /* index of the entry that created the object */
-    json_t *doc;         /* parsed json, shared: never modify it (json_incref to keep it) */
+    json_t *doc;              /* parsed json, shared: never modify it (json_incref to keep it) */
     /* Private. */
     uint32_t refs;
     struct store_enc *enc;
@@ -80,11 +80,11 @@ const void *kcp_obj_set_encoding(const struct kcp_obj *obj, enum kcp_obj_encodin
 
 enum kcp_store_op_type { KCP_STORE_PUT = 1, KCP_STORE_DELETE = 2 };
 enum kcp_store_precond {
-    KCP_STORE_IF_ANY = 0,        /* no precondition */
-    KCP_STORE_IF_ABSENT = 1,     /* create: KCP_EEXIST if the key exists */
-    KCP_STORE_IF_PRESENT = 2,    /* KCP_ENOTFOUND if the key does not exist */
-    KCP_STORE_IF_REVISION = 3,   /* KCP_ECONFLICT unless the key's mod revision is `revision`
-                                    (KCP_ENOTFOUND if it does not exist) */
+    KCP_STORE_IF_ANY = 0,      /* no precondition */
+    KCP_STORE_IF_ABSENT = 1,   /* create: KCP_EEXIST if the key exists */
+    KCP_STORE_IF_PRESENT = 2,  /* KCP_ENOTFOUND if the key does not exist */
+    KCP_STORE_IF_REVISION = 3, /* KCP_ECONFLICT unless the key's mod revision is `revision`
+                                  (KCP_ENOTFOUND if it does not exist) */
 };
 /* Entry flags. */
 #define KCP_STORE_ATOMIC 1u /* if any op's precondition fails, no op is applied */
@@ -181,9 +181,9 @@ struct kcp_store_stats {
     uint64_t watchers;
     uint64_t history_events;
     uint64_t history_bytes;
-    uint64_t history_floor;   /* every event after this revision is retained */
+    uint64_t history_floor; /* every event after this revision is retained */
     uint64_t map_size;
-    int failed;               /* 0, or the error that stopped writes (disk full, EIO) */
+    int failed; /* 0, or the error that stopped writes (disk full, EIO) */
 };
 void kcp_store_stats(const struct kcp_store *s, struct kcp_store_stats *out);
 
@@ -243,8 +243,8 @@ struct kcp_store_proposer {
      * owns req until it hands it to kcp_store_apply or kcp_store_req_fail; or an error, and
      * req is untouched.
      */
-    int (*propose)(struct kcp_store_proposer *p, struct kcp_store *s, const void *entry,
-                   size_t len, struct kcp_store_req *req);
+    int (*propose)(struct kcp_store_proposer *p, struct kcp_store *s, const void *entry, size_t len,
+                   struct kcp_store_req *req);
     void *data;
 };
 /* NULL restores the local proposer. Only while nothing is pending. */
@@ -331,7 +331,8 @@ typedef void (*kcp_store_watch_cb)(struct kcp_store_watch *w, const struct kcp_s
  * Watches keys starting with prefix for events after from_revision (0: from now). Events already
  * in the history are replayed from the next loop iteration, then live events follow in revision
  * order, each once its batch is durable. KCP_EGONE if from_revision is older than the window,
- * KCP_ETOOMANY past max_watchers. The watch lives until kcp_store_watch_cancel or an ERROR event.
+ * KCP_ETOOMANY past max_watchers, KCP_ECLOSED after close. The watch lives until
+ * kcp_store_watch_cancel or an ERROR event.
  */
 int kcp_store_watch(struct kcp_store *s, const void *prefix, size_t prefix_len,
                     uint64_t from_revision, kcp_store_watch_cb cb, void *ctx,

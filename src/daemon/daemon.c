@@ -47,9 +47,37 @@ int daemon_split_listen(const char *listen, char **out_host, int *out_port)
     return 0;
 }
 
+static int store_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    char *dir = kcp_sprintf("%s/store", d->opts->data_dir);
+    int rc = kcp_store_open(&d->store, loop, dir, NULL);
+    if (rc != 0)
+        kcp_log(KCP_LOG_ERROR, "daemon", "opening the store in %s: %s", dir, kcp_error_message(rc));
+    free(dir);
+    return rc;
+}
+
+static void store_on_closed(void *data)
+{
+    struct daemon *d = data;
+    d->store = NULL;
+    kcp_task_stopped(&d->store_task);
+}
+
+static void store_stop(struct kcp_task *task)
+{
+    struct daemon *d = task->data;
+    kcp_store_close(d->store, store_on_closed, d);
+}
+
 static int http_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
+    struct kcp_api_config ac = {.loop = loop, .http = d->http, .store = d->store};
+    int rc = kcp_api_new(&d->api, &ac);
+    if (rc != 0)
+        return rc;
     return kcp_http_server_start(d->http);
 }
 
@@ -62,18 +90,33 @@ static void http_on_stopped(struct kcp_http_server *srv, void *data)
 static void http_stop(struct kcp_task *task)
 {
     struct daemon *d = task->data;
+    /* Watches never end on their own: end them so the server can drain. */
+    kcp_api_stop_watches(d->api);
     kcp_http_server_stop(d->http, http_on_stopped, d);
 }
 
-static int ready_start(struct kcp_task *task, struct kcp_loop *loop)
+static void bootstrap_on_done(struct kcp_api *api, int status, void *data)
 {
-    struct daemon *d = task->data;
+    struct daemon *d = data;
+    if (status != 0) {
+        kcp_log(KCP_LOG_ERROR, "daemon", "creating the default namespaces: %s",
+                kcp_error_message(status));
+        kcp_loop_stop(&d->loop);
+        return;
+    }
     char *kubeconfig = kcp_pki_kubeconfig_path(d->opts->data_dir);
     d->ready = true;
     kcp_log(KCP_LOG_INFO, "daemon", "kcp is ready on %s; kubeconfig: %s", d->opts->listen,
             kubeconfig);
     free(kubeconfig);
     daemon_notify("READY=1");
+}
+
+/* Ready once what every cluster starts with exists; /readyz says so from then on. */
+static int ready_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    kcp_api_bootstrap(d->api, bootstrap_on_done, d);
     return 0;
 }
 
@@ -184,6 +227,7 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
         goto done;
     daemon_health_routes(d);
 
+    add_task(d, &d->store_task, "store", store_start, store_stop);
     add_task(d, &d->http_task, "apiserver", http_start, http_stop);
     daemon_certs_task_init(d);
     add_task(d, &d->ready_task, "ready", ready_start, ready_stop);
@@ -195,6 +239,7 @@ done:
         KCP_LOG_V(1, "daemon", "loop closed with handles still open");
     if (d->http)
         kcp_http_server_free(d->http);
+    kcp_api_free(d->api);
     if (d->tls)
         kcp_tls_config_free(d->tls);
     free(d->listen_host);

@@ -2,7 +2,9 @@
 #ifndef KCP_DAEMON_INT_H
 #define KCP_DAEMON_INT_H
 
+#include <kcp/api.h>
 #include <kcp/daemon.h>
+#include <kcp/store.h>
 #include <kcp/http.h>
 #include <kcp/loop.h>
 #include <kcp/net.h>
@@ -18,6 +20,9 @@ struct daemon {
     char node_name[256];
     struct kcp_tls_config *tls;
     struct kcp_http_server *http;
+    struct kcp_store *store;
+    struct kcp_api *api;
+    struct kcp_task store_task;
     struct kcp_task http_task;
     struct kcp_task certs_task;
     struct kcp_task ready_task;

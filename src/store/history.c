@@ -49,7 +49,7 @@ void store_history_free(struct store_history *h)
 }
 
 void store_history_append(struct store_history *h, uint8_t type, uint64_t revision,
-                          struct kcp_obj *obj, struct kcp_obj *prev)
+                          const struct kcp_obj *obj, const struct kcp_obj *prev)
 {
     struct store_event_rec rec = {revision, kcp_obj_ref(obj), kcp_obj_ref(prev), type};
     size_t add = event_bytes(&rec);

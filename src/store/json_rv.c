@@ -18,8 +18,7 @@ struct scan {
 
 static void skip_ws(struct scan *sc)
 {
-    while (sc->p < sc->end &&
-           (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
         sc->p++;
 }
 
@@ -214,8 +213,8 @@ int store_json_set_rv(struct kcp_buf *out, const char *json, size_t len, uint64_
 {
     /* Upstream's field order: ObjectMeta has name, generateName, namespace, selfLink, uid
      * before resourceVersion; an object has kind and apiVersion before metadata. */
-    static const char *const meta_before[] = {"name", "generateName", "namespace", "selfLink",
-                                              "uid", NULL};
+    static const char *const meta_before[] = {"name",     "generateName", "namespace",
+                                              "selfLink", "uid",          NULL};
     static const char *const top_before[] = {"kind", "apiVersion", NULL};
     struct find meta = {.target = "resourceVersion", .before = meta_before};
     struct find top = {.target = "metadata", .before = top_before, .inner = &meta};

@@ -1,6 +1,7 @@
 /* LMDB: the environment, the records of the objects and meta databases, loading, batch writes. */
 #include "store_int.h"
 
+#include <fcntl.h>
 #include <string.h>
 
 /*
@@ -141,6 +142,10 @@ int store_lmdb_open(struct kcp_store *s, const char *dir)
         kcp_log(KCP_LOG_ERROR, "store", "lmdb open %s: %s", dir, mdb_strerror(rc));
         return KCP_EIO;
     }
+    /* LMDB 0.9.24 opens data.mdb without O_CLOEXEC: a child process must not inherit it. */
+    mdb_filehandle_t fd;
+    if (mdb_env_get_fd(s->env, &fd) == 0)
+        fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     if (mdb_env_get_maxkeysize(s->env) < KCP_STORE_MAX_KEY) {
         kcp_log(KCP_LOG_ERROR, "store", "lmdb built with keys under %d bytes", KCP_STORE_MAX_KEY);
         return KCP_EIO;

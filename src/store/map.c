@@ -12,7 +12,8 @@
 
 int store_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0; /* a NULL prefix of length 0 is allowed */
     if (c != 0)
         return c;
     return alen < blen ? -1 : alen > blen;
@@ -20,8 +21,7 @@ int store_key_cmp(const void *a, size_t alen, const void *b, size_t blen)
 
 static struct store_node *node_new(int level, const void *key, size_t len)
 {
-    struct store_node *n =
-        kcp_malloc(sizeof(*n) + (size_t)level * sizeof(n->next[0]) + len + 1);
+    struct store_node *n = kcp_malloc(sizeof(*n) + (size_t)level * sizeof(n->next[0]) + len + 1);
     n->key = (char *)&n->next[level];
     memcpy(n->key, key, len);
     n->key[len] = '\0';

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rejecting duplicate keys keeps one meaning per text: "metadata" twice is not an object we store. */
+/* Rejecting duplicate keys keeps one meaning per text: "metadata" twice is not stored. */
 #define STORE_JSON_FLAGS JSON_REJECT_DUPLICATES
 
 static int obj_new(struct kcp_obj **out, const char *key, size_t key_len, char *json,
@@ -81,8 +81,7 @@ void kcp_obj_unref(const struct kcp_obj *obj)
     free(o);
 }
 
-const void *kcp_obj_encoding(const struct kcp_obj *obj, enum kcp_obj_encoding slot,
-                             size_t *out_len)
+const void *kcp_obj_encoding(const struct kcp_obj *obj, enum kcp_obj_encoding slot, size_t *out_len)
 {
     if (!obj->enc || (unsigned)slot >= KCP_OBJ_ENC_MAX || !obj->enc->slot[slot].data)
         return NULL;

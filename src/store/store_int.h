@@ -36,7 +36,7 @@ struct store_node {
     struct kcp_obj *obj; /* a reference owned by the map; NULL marks a deletion (overlay) */
     uint64_t tag;        /* overlay: index of the entry that wrote it */
     size_t key_len;
-    char *key;           /* points into this allocation, after next[] */
+    char *key; /* points into this allocation, after next[] */
     int level;
     struct store_node *next[];
 };
@@ -112,7 +112,7 @@ void store_history_init(struct store_history *h, size_t max_events, size_t max_b
 void store_history_free(struct store_history *h);
 /* Appends (taking new references) and evicts the oldest past either bound. */
 void store_history_append(struct store_history *h, uint8_t type, uint64_t revision,
-                          struct kcp_obj *obj, struct kcp_obj *prev);
+                          const struct kcp_obj *obj, const struct kcp_obj *prev);
 static inline struct store_event_rec *store_history_at(const struct store_history *h, size_t i)
 {
     return &h->ring[(h->head + i) % h->cap];
@@ -151,6 +151,7 @@ struct kcp_store {
     struct store_map cache;   /* durable state: what readers see */
     struct store_map overlay; /* keys written by entries not yet durable */
     uint64_t durable;         /* last durable index: the revision readers see */
+    uint64_t delivered;       /* last index whose events every live watch has received */
     uint64_t tail;            /* last index handed to apply */
 
     struct store_applied *pending, **pending_last; /* applied, waiting for a batch */
@@ -199,6 +200,9 @@ void store_lmdb_close(struct kcp_store *s);
 /* Writes a batch in one transaction (worker thread; touches no refcount). */
 int store_lmdb_write(struct kcp_store *s, struct store_batch *b);
 #define STORE_RECORD_HEADER 17 /* u8 version, u64 mod revision, u64 create revision */
+
+/* propose_local.c */
+void store_proposer_local_init(struct kcp_store *s);
 
 /* entry.c */
 uint32_t store_crc32c(uint32_t crc, const void *data, size_t len);

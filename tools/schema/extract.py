@@ -133,6 +133,7 @@ class Facts:
         self.desc = {}               # def or (def, field) -> our own description
         self.short = {}              # resource -> ([shortNames], [categories])
         self.order = {}              # def -> [field names] JSON order when no fixture shows it
+        self.inline = {}             # parent def -> (field, number, child def, [own fields])
         cur = None
         with open(fn) as f:
             for ln, line in enumerate(f, 1):
@@ -170,6 +171,10 @@ class Facts:
                         self.desc[(d, fld)] = w[2]
                     else:
                         self.desc[key] = w[2]
+                elif kind == "inline":
+                    parts = line.split()
+                    for parent in parts[4].split(","):
+                        self.inline[parent] = (parts[1], int(parts[2]), parts[3], parts[5:])
                 elif kind == "order":
                     self.order[w[1]] = w[2].split()
                 elif kind == "short":
@@ -334,7 +339,6 @@ def json_leaves(v, acc=None):
         acc = defaultdict(int)
     if isinstance(v, dict):
         for k, x in v.items():
-            acc[("s", k)] += 1
             json_leaves(x, acc)
     elif isinstance(v, list):
         for x in v:
@@ -364,7 +368,10 @@ def leaf_score(jv, bufs):
         except UnicodeDecodeError:
             pass
     hit = sum(min(n, pl.get(k, 0)) for k, n in jl.items())
-    return hit / max(1, sum(jl.values()))
+    if not hit:
+        return 0.0
+    # Jaccard: a sibling message holding a superset of these leaves scores lower.
+    return hit / (sum(jl.values()) + sum(pl.values()) - hit)
 
 
 class Aligner:
@@ -375,6 +382,7 @@ class Aligner:
         self.order = {}                                        # def -> JSON key order seen
         self.seen = set()                                      # defs reached by fixtures
         self.typemeta = set()                                  # defs with json-only kind/apiVersion
+        self.unmatched = {}                                    # (def, key) -> unused pb numbers
 
     def scalar_match(self, ptype, jv, wt, v):
         if ptype in ("string",):
@@ -419,7 +427,54 @@ class Aligner:
             return 1.0 if isinstance(jv, list) and jv and fs.get(1) == jv[0].encode() else 0.0
         return leaf_score(jv, [v])
 
-    def elem_score(self, shape, jv, wt, v):
+    def fold_inline(self, schema, obj):
+        inl = schema.get("x-kcp-inline-field")
+        if not inl:
+            return obj
+        fld, child = inl
+        cprops = self.schemas[child]["properties"]
+        folded, sub = OrderedDict(), OrderedDict()
+        for k, v in obj.items():
+            if k in cprops:
+                sub[k] = v
+                if fld not in folded:
+                    folded[fld] = sub
+            else:
+                folded[k] = v
+        return folded
+
+    def struct_score(self, defname, obj, buf, depth):
+        """Fraction of the JSON keys that some field of the pb message matches, recursively."""
+        schema = self.schemas.get(defname)
+        if schema is None:
+            return 0.0
+        if depth > 3:
+            return leaf_score(obj, [buf])
+        try:
+            fs = pb_fields(buf)
+        except ValueError:
+            return 0.0
+        obj = self.fold_inline(schema, obj)
+        props = schema.get("properties", {})
+        groups = OrderedDict()
+        for num, wt, v in fs:
+            groups.setdefault(num, []).append((wt, v))
+        keys = [k for k in obj if k in props]
+        if not keys:
+            return 1.0 if not fs else 0.0
+        tot = 0.0
+        for k in keys:
+            shape = prop_shape(props[k])
+            best = 0.0
+            for num, occ in groups.items():
+                best = max(best, self.field_score(shape, obj[k], occ, depth + 1))
+                if best >= 1.0:
+                    break
+            tot += best
+        # Symmetric: a pb message with many fields the JSON does not have is a worse match.
+        return tot / max(len(keys), len(groups))
+
+    def elem_score(self, shape, jv, wt, v, depth=0):
         """How well one pb field occurrence matches one JSON value of the given shape (0..1)."""
         kind, arg = shape
         if kind == "scalar":
@@ -430,20 +485,20 @@ class Aligner:
                 return self.special_match(sp, jv, wt, v)
             if wt != 2 or not isinstance(jv, dict):
                 return 0.0
-            return leaf_score(jv, [v])
+            return self.struct_score(arg, jv, v, depth)
         return 0.0
 
-    def field_score(self, shape, jv, occ):
+    def field_score(self, shape, jv, occ, depth=0):
         """Score of a group of occurrences (same field number) against a JSON property."""
         kind, arg = shape
         if kind in ("scalar", "msg"):
             if len(occ) != 1:
                 return 0.0
-            return self.elem_score(shape, jv, *occ[0])
+            return self.elem_score(shape, jv, occ[0][0], occ[0][1], depth)
         if kind == "list":
             if not isinstance(jv, list) or len(jv) != len(occ) or not jv:
                 return 0.0
-            return sum(self.elem_score(arg, x, *o) for x, o in zip(jv, occ)) / len(jv)
+            return sum(self.elem_score(arg, x, o[0], o[1], depth) for x, o in zip(jv, occ)) / len(jv)
         if kind == "map":
             if not isinstance(jv, dict) or len(jv) != len(occ) or not jv:
                 return 0.0
@@ -458,8 +513,11 @@ class Aligner:
                 if ent.get(1, (None, None))[1] != k.encode():
                     return 0.0
                 w, y = ent.get(2, (2, b""))
-                tot += self.elem_score(arg, x, w, y) if arg[0] != "scalar" or x not in ("", 0) \
-                    else 1.0
+                if x is None and w == 2 and y == b"":
+                    tot += 1.0
+                    continue
+                tot += self.elem_score(arg, x, w, y, depth) if arg[0] != "scalar" or \
+                    x not in ("", 0) else 1.0
             return tot / len(jv)
         return 0.0
 
@@ -470,6 +528,7 @@ class Aligner:
         if SPECIAL.get(defname):
             return
         self.seen.add(defname)
+        obj = self.fold_inline(schema, obj)
         keys = list(obj.keys())
         if defname not in self.order or len(keys) > len(self.order[defname]):
             self.order[defname] = keys
@@ -522,10 +581,13 @@ class Aligner:
                 for k, n in zip(ks, cset):
                     assigned[k] = n
                     self.ambig[(defname, k)].add(cset)
+        left = set(groups) - set(assigned.values())
         for k in keys:
             if k not in assigned:
                 if k in ("kind", "apiVersion") and not cands[k]:
                     self.typemeta.add(defname)
+                    continue
+                self.unmatched[(defname, k)] = sorted(left)
                 continue
             num = assigned[k]
             self.evidence[(defname, k)][num] += 1
@@ -600,10 +662,39 @@ def build(ref, facts):
                 schemas[d]["x-kcp-order"] = s["x-kcp-order"]
             continue
         schemas[d] = facts_type_to_schema(d, t)
+    # Every built-in list type is {metadata = 1, items = 2} on the wire (upstream convention).
+    for n, s in schemas.items():
+        props = s.get("properties", {})
+        if n.endswith("List") and "items" in props and "metadata" in props:
+            s.setdefault("x-kcp-nums", {}).setdefault("metadata", 1)
+            s["x-kcp-nums"].setdefault("items", 2)
     for (d, f), n in facts.num.items():
         if d not in schemas:
             die("facts: num for unknown type %s" % d)
         schemas[d].setdefault("x-kcp-nums", {})[f] = n
+
+    for parent, (fld, num, child, own) in facts.inline.items():
+        ps = schemas[parent]
+        props = ps["properties"]
+        cprops = OrderedDict((k, v) for k, v in props.items() if k not in own)
+        creq = [r for r in ps.get("required", []) if r in cprops]
+        if child not in schemas:
+            schemas[child] = {"type": "object", "properties": cprops, "x-kcp-inline-child": True}
+            if creq:
+                schemas[child]["required"] = creq
+        nprops = OrderedDict((k, v) for k, v in props.items() if k in own)
+        nprops[fld] = {"$ref": "#/components/schemas/" + child, "x-kcp-inline": True}
+        ps["properties"] = nprops
+        if "required" in ps:
+            ps["required"] = [r for r in ps["required"] if r in own]
+        ps.setdefault("x-kcp-nums", {})[fld] = num
+        ps["x-kcp-inline-field"] = (fld, child)
+
+    for d, f in sorted(facts.ptr | facts.val):
+        props = schemas.get(d, {}).get("properties", {})
+        child = schemas.get(d, {}).get("x-kcp-inline-field")
+        if f not in props and not (child and f in schemas[child[1]]["properties"]):
+            die("facts: ptr/val for unknown field %s.%s" % (d, f))
 
     gvk_index = defaultdict(list)
     for n, s in schemas.items():
@@ -712,7 +803,9 @@ def field_annotations(defname, name, p, required, facts, shape):
     if name in required:
         a.append("req")
     sh = shape
-    if sh[0] == "scalar":
+    if p.get("x-kcp-inline"):
+        a.append("inline")
+    elif sh[0] == "scalar":
         if "default" in p:
             a.append("val")
         elif (defname, name) in facts.ptr:
@@ -733,7 +826,7 @@ def field_annotations(defname, name, p, required, facts, shape):
         else:
             a.append("ptr")
     else:
-        a.append("omit" if (defname, name) not in facts.val else "val")
+        a.append("val" if (defname, name) in facts.val or name in required else "omit")
     for k in sorted(p):
         if k.startswith("x-kubernetes-"):
             a.append("%s=%s" % (k, ann_value(p[k])))
@@ -875,6 +968,8 @@ def emit(schemas, al, defs, facts, outdir):
                          "// @kcp required=" + ",".join(sorted(required)))
         lines.append("}")
         files[pkg].append("\n".join(lines))
+    for (d, k), left in sorted(al.unmatched.items()):
+        problems.append("%s.%s: fixture key matched no pb field (unused pb fields %s)" % (d, k, left))
     if problems:
         die("unresolved:\n  " + "\n  ".join(sorted(set(problems))))
     written = []

@@ -1,0 +1,170 @@
+/* Internal to the api module: the API object, the per-request context, shared helpers. */
+#ifndef KCP_API_INT_H
+#define KCP_API_INT_H
+
+#include <kcp/api.h>
+#include <kcp/base.h>
+#include <kcp/codec.h>
+#include <kcp/schema.h>
+#include <kcp/store.h>
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "media.h"
+#include "path.h"
+
+struct api_watch;
+
+struct kcp_api {
+    struct kcp_loop *loop;
+    struct kcp_http_server *http;
+    struct kcp_store *store;
+    size_t max_watchers;
+    size_t nwatchers;
+    struct api_watch *watches; /* open streams, for shutdown */
+    char *openapi_v2;          /* inflated once, on first request */
+    size_t openapi_v2_len;
+    uint64_t request_seq;
+};
+
+enum api_verb {
+    API_VERB_NONE,
+    API_VERB_GET,
+    API_VERB_LIST,
+    API_VERB_WATCH,
+    API_VERB_CREATE,
+    API_VERB_UPDATE,
+    API_VERB_PATCH,
+    API_VERB_DELETE,
+    API_VERB_DELETECOLLECTION,
+};
+
+/* One API request from routing to its response; freed by api_req_finish. */
+struct api_req {
+    struct kcp_api *api;
+    struct kcp_http_request *http;
+    struct kcp_http_response *res;
+    struct api_path path;
+    enum api_verb verb;
+    const struct kcp_schema_resource *rsrc;
+    const struct kcp_schema_subresource *sub;
+    struct api_media media;
+    bool gone;       /* the client went away; res must not be used */
+    bool in_store;   /* a store request is outstanding; free when it returns */
+    struct kcp_store_req store_req;
+    /* Write state, kept across the async proposal. */
+    json_t *obj;     /* the object to store */
+    json_t *warnings; /* strings for Warning headers */
+    bool dry_run;
+    int attempts;    /* patch/update retries on conflict */
+    struct kcp_buf key;
+    void *verb_state; /* verb-specific (watch, delete collection) */
+    /* Continuation of a proposal: runs on the loop when the store answers (never if gone). */
+    void (*cont)(struct api_req *r, int status, const struct kcp_store_result *res);
+    uint64_t expect_revision; /* precondition of the proposal (0 = must not exist) */
+    bool client_revision;     /* the client named a resourceVersion: a conflict is theirs */
+    void (*retry)(struct api_req *r); /* re-runs the verb after a conflict it caused itself */
+};
+
+/* ---- server.c: request lifecycle ---- */
+/* Completes the request: frees it unless a store request is outstanding (then on return). */
+void api_req_finish(struct api_req *r);
+/* A query parameter (decoded) or NULL. */
+const char *api_query(const struct api_req *r, const char *key);
+/* "true"/"1" → true. */
+bool api_query_bool(const struct api_req *r, const char *key);
+
+/* ---- respond.c ---- */
+/*
+ * A failure Status (API conventions): err is a KCP_E* code giving code and reason; message is
+ * formatted; details (name/kind/group from the request's resource) are added when name is set.
+ * causes: NULL or a JSON array of {reason, message, field} objects (stolen).
+ * Completes the request.
+ */
+void api_fail(struct api_req *r, int err, const char *name, json_t *causes, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* NotFound/AlreadyExists/Conflict for the request's resource and a name, upstream's words. */
+void api_fail_object(struct api_req *r, int err, const char *name);
+/* Status Success (e.g. for an immediate delete). */
+void api_respond_success(struct api_req *r, const char *name, const char *uid);
+/* An object tree (kind/apiVersion present) in the negotiated format. Completes the request. */
+void api_respond_object(struct api_req *r, int code, const json_t *obj);
+/* A stored object (shared encodings used where possible). Completes the request. */
+void api_respond_stored(struct api_req *r, int code, const struct kcp_obj *obj);
+/* Raw JSON text, already encoded. Completes the request. */
+void api_respond_json_text(struct api_req *r, int code, const char *content_type,
+                           const char *json, size_t len);
+/* Adds Warning headers for r->warnings. */
+void api_emit_warnings(struct api_req *r);
+
+/* ---- discovery.c, openapi.c ---- */
+void api_discovery(struct api_req *r);
+void api_openapi_on_request(struct kcp_http_request *req, struct kcp_http_response *res,
+                            void *data);
+
+/* ---- read.c ---- */
+void api_get(struct api_req *r);
+void api_list(struct api_req *r);
+/* Builds the store key of the request's object (name NULL: the collection prefix). */
+void api_key(struct api_req *r, struct kcp_buf *out, const char *name);
+/* Selectors of a list/watch request; 0 or a completed 400. */
+struct kcp_label_selector;
+struct kcp_field_selector;
+struct api_filter {
+    struct kcp_label_selector *labels;
+    struct kcp_field_selector *fields;
+};
+int api_filter_parse(struct api_req *r, struct api_filter *out);
+bool api_filter_match(const struct api_req *r, const struct api_filter *f, const json_t *obj);
+void api_filter_free(struct api_filter *f);
+
+/* ---- watch.c ---- */
+void api_watch(struct api_req *r);
+
+/* ---- write.c ---- */
+void api_create(struct api_req *r);
+void api_update(struct api_req *r);
+void api_patch(struct api_req *r);
+void api_delete(struct api_req *r);
+void api_delete_collection(struct api_req *r);
+
+/* ---- write.c: the pipeline shared by the write verbs ---- */
+/* Proposes one op (PUT obj, or DELETE when obj is NULL) for key; then r->cont. */
+void api_propose(struct api_req *r, const char *verb, const char *key, size_t key_len,
+                 const json_t *obj, int precond, uint64_t revision);
+/* Decodes a request body into an object of the request's kind, normalised; completes the
+ * request with 400/415/422 and returns NULL on failure. Unknown fields go to r->warnings or
+ * fail under fieldValidation=Strict. */
+json_t *api_decode_body(struct api_req *r);
+/* Finishes an update of current into obj (metadata carried over, generation, status rules),
+ * validates and proposes it; completes the request. */
+void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *obj);
+/* The Scale subresource of a workload object (autoscaling/v1), and applying one back. */
+json_t *api_scale_of(const struct api_req *r, const json_t *obj);
+int api_scale_apply(json_t *obj, const json_t *scale);
+
+/* ---- write.c: bodies of other kinds ---- */
+/* Parses a JSON body (patch or options); NULL with a completed 400 on failure. */
+json_t *api_parse_json_body(struct api_req *r);
+
+/* ---- admit.c: defaults and validation ---- */
+/* Fills defaults upstream applies on create/update (secret type, pod restartPolicy, ...). */
+void api_admit_defaults(const struct kcp_schema_resource *rsrc, json_t *obj);
+/* Validates; returns NULL or a JSON array of causes (caller owns). */
+json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t *obj,
+                           const json_t *old);
+
+/* ---- table.c ---- */
+/* A Table for the objects (JSON trees); include: "None", "Metadata" (default), "Object". */
+json_t *api_table_new(const struct kcp_schema_resource *rsrc, bool with_columns);
+void api_table_add_row(json_t *table, const struct kcp_schema_resource *rsrc, const json_t *obj,
+                       const char *include, int64_t now);
+
+/* ---- json helpers (respond.c) ---- */
+/* obj.metadata.<field> as a string, or NULL. */
+const char *api_meta_str(const json_t *obj, const char *field);
+/* The request's resource as "apps/v1" style apiVersion. */
+const char *api_group_version(const struct kcp_schema_resource *rsrc, char *buf, size_t cap);
+
+#endif

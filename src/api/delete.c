@@ -1,0 +1,361 @@
+/*
+ * DELETE and deletecollection: preconditions, finalizers (mark, don't remove), graceful pod
+ * deletion, and namespace termination (mark Terminating, then remove the namespace's content
+ * and the namespace in one entry).
+ */
+#include "api_int.h"
+
+#include "meta.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* DeleteOptions from the body (kubectl sends one without kind) or the query. */
+struct delete_opts {
+    const char *propagation;
+    int64_t grace; /* -1: unset */
+    const char *pre_uid;
+    const char *pre_rv;
+    bool dry_run;
+    json_t *doc;
+};
+
+static int parse_opts(struct api_req *r, struct delete_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->grace = -1;
+    if (r->http->body_len) {
+        if (!(o->doc = api_parse_json_body(r)))
+            return KCP_EBADREQUEST;
+        if (!json_is_object(o->doc)) {
+            api_fail(r, KCP_EBADREQUEST, NULL, NULL, "DeleteOptions must be a JSON object");
+            return KCP_EBADREQUEST;
+        }
+        o->propagation = json_string_value(json_object_get(o->doc, "propagationPolicy"));
+        json_t *g = json_object_get(o->doc, "gracePeriodSeconds");
+        if (json_is_integer(g))
+            o->grace = json_integer_value(g);
+        json_t *pre = json_object_get(o->doc, "preconditions");
+        o->pre_uid = json_string_value(json_object_get(pre, "uid"));
+        o->pre_rv = json_string_value(json_object_get(pre, "resourceVersion"));
+        json_t *dr = json_object_get(o->doc, "dryRun");
+        size_t i;
+        json_t *v;
+        json_array_foreach(dr, i, v) {
+            if (strcmp(json_string_value(v) ?: "", "All") != 0) {
+                api_fail(r, KCP_EINVALID, NULL, NULL,
+                         "DeleteOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value");
+                return KCP_EINVALID;
+            }
+            o->dry_run = true;
+        }
+    }
+    const char *q;
+    if ((q = api_query(r, "propagationPolicy")))
+        o->propagation = q;
+    if ((q = api_query(r, "gracePeriodSeconds")))
+        o->grace = strtoll(q, NULL, 10);
+    if ((q = api_query(r, "dryRun")))
+        o->dry_run = strcmp(q, "All") == 0;
+    if (o->propagation && strcmp(o->propagation, "Background") && strcmp(o->propagation, "Foreground") &&
+        strcmp(o->propagation, "Orphan")) {
+        api_fail(r, KCP_EINVALID, NULL, NULL,
+                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: "
+                 "\"%s\": supported values: \"Foreground\", \"Background\", \"Orphan\"",
+                 o->propagation);
+        return KCP_EINVALID;
+    }
+    return 0;
+}
+
+static void namespace_cleanup(struct kcp_api *api, const char *ns);
+
+static void delete_on_done(struct api_req *r, int status, const struct kcp_store_result *res)
+{
+    if (status != 0)
+        return api_fail(r, status, NULL, NULL, "storage: %s", kcp_error_message(status));
+    const struct kcp_store_op_result *op = &res->ops[0];
+    if (op->err)
+        return api_fail_object(r, op->err, r->path.name);
+    const json_t *doc = op->obj ? op->obj->doc : r->obj;
+    bool marked = op->obj && r->verb_state != NULL;
+    if (strcmp(r->rsrc->resource, "namespaces") == 0 && !r->rsrc->group[0] && marked)
+        namespace_cleanup(r->api, r->path.name);
+    /* Upstream answers pods and anything still present with the object, the rest with a
+     * Success Status. */
+    if (marked || strcmp(r->rsrc->resource, "pods") == 0)
+        return api_respond_stored(r, 200, op->obj);
+    api_respond_success(r, r->path.name, api_meta_str(doc, "uid"));
+}
+
+void api_delete(struct api_req *r)
+{
+    struct delete_opts o;
+    struct kcp_obj *current = NULL;
+    if (r->sub)
+        return api_fail(r, KCP_EMETHOD, NULL, NULL,
+                        "the server does not allow this method on the requested resource");
+    if (parse_opts(r, &o) != 0)
+        return;
+    api_key(r, &r->key, r->path.name);
+    int rc = kcp_store_get(r->api->store, r->key.data, r->key.len, 0, &current);
+    if (rc != 0) {
+        json_decref(o.doc);
+        return api_fail_object(r, rc, r->path.name);
+    }
+    const json_t *old = current->doc;
+    const char *uid = api_meta_str(old, "uid");
+    if (o.pre_uid && strcmp(o.pre_uid, uid ?: "") != 0) {
+        api_fail(r, KCP_ECONFLICT, r->path.name, NULL,
+                 "Precondition failed: UID in precondition: %s, UID in object meta: %s", o.pre_uid,
+                 uid ?: "");
+        goto done;
+    }
+    char rvs[32];
+    snprintf(rvs, sizeof(rvs), "%" PRIu64, current->mod_revision);
+    if (o.pre_rv && strcmp(o.pre_rv, rvs) != 0) {
+        api_fail(r, KCP_ECONFLICT, r->path.name, NULL,
+                 "Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in "
+                 "object meta: %s", o.pre_rv, rvs);
+        goto done;
+    }
+    json_t *meta = json_object_get(old, "metadata");
+    json_t *fin = json_object_get(meta, "finalizers");
+    bool is_ns = strcmp(r->rsrc->resource, "namespaces") == 0 && !r->rsrc->group[0];
+    bool is_pod = strcmp(r->rsrc->resource, "pods") == 0 && !r->rsrc->group[0];
+    const char *node = json_string_value(json_object_get(json_object_get(old, "spec"), "nodeName"));
+    int64_t grace = o.grace >= 0 ? o.grace : 30;
+    bool graceful = is_pod && node && *node && grace > 0;
+    bool add_fin = o.propagation && (!strcmp(o.propagation, "Foreground") || !strcmp(o.propagation, "Orphan"));
+    bool mark = json_array_size(fin) > 0 || is_ns || graceful || add_fin;
+    if (o.dry_run) {
+        api_respond_stored(r, 200, current);
+        goto done;
+    }
+    if (mark) {
+        if (api_meta_str(old, "deletionTimestamp") && !graceful) {
+            /* Already being deleted: nothing more to do but say so. */
+            api_respond_stored(r, 200, current);
+            goto done;
+        }
+        json_t *obj = json_deep_copy(old);
+        json_t *m = json_object_get(obj, "metadata");
+        json_object_del(m, "resourceVersion");
+        char ts[32];
+        int64_t now = kcp_clock_wall_s(r->api->loop->clock);
+        api_meta_time(ts, sizeof(ts), now + (graceful ? grace : 0));
+        if (!api_meta_str(old, "deletionTimestamp"))
+            json_object_set_new(m, "deletionTimestamp", json_string(ts));
+        json_object_set_new(m, "deletionGracePeriodSeconds", json_integer(graceful ? grace : 0));
+        if (add_fin) {
+            const char *f = !strcmp(o.propagation, "Foreground") ? "foregroundDeletion" : "orphan";
+            json_t *list = json_object_get(m, "finalizers");
+            if (!list) {
+                list = json_array();
+                json_object_set_new(m, "finalizers", list);
+            }
+            json_array_append_new(list, json_string(f));
+        }
+        if (is_ns) {
+            json_t *st = json_object_get(obj, "status");
+            if (!st) {
+                st = json_object();
+                json_object_set_new(obj, "status", st);
+            }
+            json_object_set_new(st, "phase", json_string("Terminating"));
+        }
+        r->obj = obj;
+        r->verb_state = r; /* marks "the object stays, marked" for delete_on_done */
+        r->cont = delete_on_done;
+        api_propose(r, "delete", r->key.data, r->key.len, obj, KCP_STORE_IF_REVISION,
+                    current->mod_revision);
+        goto done;
+    }
+    r->obj = json_incref((json_t *)old);
+    r->cont = delete_on_done;
+    api_propose(r, "delete", r->key.data, r->key.len, NULL, KCP_STORE_IF_REVISION,
+                current->mod_revision);
+done:
+    json_decref(o.doc);
+    kcp_obj_unref(current);
+}
+
+/* ---- namespace termination ---- */
+
+struct ns_cleanup {
+    struct kcp_store_req req;
+    struct kcp_buf entry;
+};
+
+static void cleanup_on_done(struct kcp_store_req *req, int status, const struct kcp_store_result *res)
+{
+    struct ns_cleanup *c = req->data;
+    if (status != 0)
+        kcp_log(KCP_LOG_ERROR, "api", "namespace cleanup: %s", kcp_error_message(status));
+    kcp_buf_free(&c->entry);
+    free(c);
+}
+
+struct collect_ctx {
+    struct kcp_buf keys; /* NUL-separated */
+    size_t n;
+};
+
+static int collect_on_item(void *ctx, const struct kcp_obj *obj)
+{
+    struct collect_ctx *cc = ctx;
+    kcp_buf_append(&cc->keys, obj->key, obj->key_len + 1);
+    cc->n++;
+    return 0;
+}
+
+static void collect(struct kcp_store *s, struct collect_ctx *cc, const char *group,
+                    const char *resource, const char *ns)
+{
+    struct kcp_buf prefix = KCP_BUF_INIT;
+    struct kcp_store_list_result lr;
+    kcp_store_key(&prefix, group, resource, ns, NULL);
+    kcp_store_list(s, prefix.data, prefix.len, 0, NULL, 0, 0, collect_on_item, cc, &lr);
+    kcp_buf_free(&prefix);
+}
+
+/*
+ * Deletes everything in the namespace and the namespace itself in one entry: the namespace
+ * controller's work, done at once because nothing here waits on finalizers of content yet.
+ */
+static void namespace_cleanup(struct kcp_api *api, const char *ns)
+{
+    struct collect_ctx cc = {KCP_BUF_INIT, 0};
+    for (size_t i = 0; i < kcp_schema_resource_count(); i++) {
+        const struct kcp_schema_resource *res = kcp_schema_resource_at(i);
+        /* Each resource once: the preferred version's table row is enough for the key. */
+        if (!res->namespaced)
+            continue;
+        bool seen = false;
+        for (size_t k = 0; k < i; k++) {
+            const struct kcp_schema_resource *o = kcp_schema_resource_at(k);
+            seen = seen || (o->namespaced && !strcmp(o->group, res->group) && !strcmp(o->resource, res->resource));
+        }
+        if (!seen)
+            collect(api->store, &cc, res->group, res->resource, ns);
+    }
+    struct kcp_buf nskey = KCP_BUF_INIT;
+    kcp_store_key(&nskey, "", "namespaces", NULL, ns);
+    kcp_buf_append(&cc.keys, nskey.data, nskey.len + 1);
+    cc.n++;
+    kcp_buf_free(&nskey);
+    struct kcp_store_op *ops = kcp_calloc(cc.n, sizeof(*ops));
+    const char *p = cc.keys.data;
+    for (size_t i = 0; i < cc.n; i++) {
+        ops[i].type = KCP_STORE_DELETE;
+        ops[i].precond = KCP_STORE_IF_ANY;
+        ops[i].key = p;
+        ops[i].key_len = strlen(p);
+        p += ops[i].key_len + 1;
+    }
+    struct ns_cleanup *c = kcp_calloc(1, sizeof(*c));
+    struct kcp_store_entry e = {
+        .wall_s = kcp_clock_wall_s(api->loop->clock),
+        .verb = "delete",
+        .user = "system:serviceaccount:kube-system:namespace-controller",
+        .request_id = "namespace-controller",
+        .nops = cc.n,
+        .ops = ops,
+    };
+    int rc = kcp_store_entry_encode(&c->entry, &e);
+    c->req.data = c;
+    c->req.cb = cleanup_on_done;
+    if (rc == 0)
+        rc = kcp_store_propose(api->store, c->entry.data, c->entry.len, &c->req);
+    if (rc != 0) {
+        kcp_log(KCP_LOG_ERROR, "api", "namespace %s cleanup: %s", ns, kcp_error_message(rc));
+        kcp_buf_free(&c->entry);
+        free(c);
+    }
+    free(ops);
+    kcp_buf_free(&cc.keys);
+}
+
+/* ---- deletecollection ---- */
+
+struct dc_ctx {
+    struct api_req *r;
+    struct api_filter filter;
+    struct kcp_buf keys;
+    size_t n;
+};
+
+static int dc_on_item(void *ctx, const struct kcp_obj *obj)
+{
+    struct dc_ctx *dc = ctx;
+    if (!api_filter_match(dc->r, &dc->filter, obj->doc))
+        return 0;
+    kcp_buf_append(&dc->keys, obj->key, obj->key_len + 1);
+    dc->n++;
+    return 0;
+}
+
+static void dc_on_done(struct kcp_store_req *req, int status, const struct kcp_store_result *res)
+{
+    struct api_req *r = req->data;
+    r->in_store = false;
+    if (r->gone)
+        return api_req_finish(r);
+    if (status != 0)
+        return api_fail(r, status, NULL, NULL, "storage: %s", kcp_error_message(status));
+    json_t *st = json_pack("{s:s, s:s, s:{}, s:s}", "kind", "Status", "apiVersion", "v1",
+                           "metadata", "status", "Success");
+    struct kcp_buf b = KCP_BUF_INIT;
+    kcp_codec_json_write(&b, st);
+    json_decref(st);
+    api_respond_json_text(r, 200, "application/json", b.data, b.len);
+    kcp_buf_free(&b);
+}
+
+void api_delete_collection(struct api_req *r)
+{
+    struct dc_ctx dc = {.r = r, .keys = KCP_BUF_INIT};
+    if (api_filter_parse(r, &dc.filter) != 0)
+        return;
+    api_key(r, &r->key, NULL);
+    struct kcp_store_list_result lr;
+    kcp_store_list(r->api->store, r->key.data, r->key.len, 0, NULL, 0, 0, dc_on_item, &dc, &lr);
+    api_filter_free(&dc.filter);
+    if (dc.n == 0) {
+        kcp_buf_free(&dc.keys);
+        r->store_req.data = r;
+        dc_on_done(&r->store_req, 0, NULL);
+        return;
+    }
+    struct kcp_store_op *ops = kcp_calloc(dc.n, sizeof(*ops));
+    const char *p = dc.keys.data;
+    for (size_t i = 0; i < dc.n; i++) {
+        ops[i].type = KCP_STORE_DELETE;
+        ops[i].key = p;
+        ops[i].key_len = strlen(p);
+        p += ops[i].key_len + 1;
+    }
+    struct kcp_buf enc = KCP_BUF_INIT;
+    struct kcp_store_entry e = {
+        .wall_s = kcp_clock_wall_s(r->api->loop->clock),
+        .verb = "deletecollection",
+        .user = r->http->identity && r->http->identity->user ? r->http->identity->user : "",
+        .request_id = "",
+        .nops = dc.n,
+        .ops = ops,
+    };
+    int rc = kcp_store_entry_encode(&enc, &e);
+    r->store_req.data = r;
+    r->store_req.cb = dc_on_done;
+    if (rc == 0)
+        rc = kcp_store_propose(r->api->store, enc.data, enc.len, &r->store_req);
+    if (rc == 0)
+        r->in_store = true;
+    kcp_buf_free(&enc);
+    free(ops);
+    kcp_buf_free(&dc.keys);
+    if (rc != 0)
+        api_fail(r, rc, NULL, NULL, "storage: %s", kcp_error_message(rc));
+}

@@ -1,0 +1,426 @@
+/* GET and LIST: objects from the store's cache, selectors, pagination, tables, streaming. */
+#include "api_int.h"
+
+#include <kcp/selector.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mbedtls/base64.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void api_key(struct api_req *r, struct kcp_buf *out, const char *name)
+{
+    const char *ns = r->rsrc->namespaced ? r->path.namespace_ : NULL;
+    kcp_store_key(out, r->rsrc->group, r->rsrc->resource, ns, name);
+}
+
+/* ---- field selectors ---- */
+
+/* Fields a selector may name beyond metadata.name and metadata.namespace (upstream's). */
+static const struct {
+    const char *resource;
+    const char *fields[10];
+} extra_fields[] = {
+    {"pods", {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+              "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+              "status.nominatedNodeName", NULL}},
+    {"events", {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                "involvedObject.fieldPath", "reason", "source", "type"}},
+    {"secrets", {"type", NULL}},
+    {"namespaces", {"status.phase", NULL}},
+    {"nodes", {"spec.unschedulable", NULL}},
+    {"replicasets", {"status.replicas", NULL}},
+    {"jobs", {"status.successful", NULL}},
+    {"certificatesigningrequests", {"spec.signerName", NULL}},
+};
+
+static bool field_supported(void *ctx, const char *field)
+{
+    const struct kcp_schema_resource *rsrc = ctx;
+    if (strcmp(field, "metadata.name") == 0 || strcmp(field, "metadata.namespace") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(extra_fields) / sizeof(extra_fields[0]); i++) {
+        if (strcmp(extra_fields[i].resource, rsrc->resource) != 0)
+            continue;
+        for (size_t k = 0; k < 10 && extra_fields[i].fields[k]; k++)
+            if (strcmp(extra_fields[i].fields[k], field) == 0)
+                return true;
+    }
+    return false;
+}
+
+struct field_ctx {
+    const json_t *obj;
+    char scratch[32];
+};
+
+static int field_get(void *ctx, const char *field, const char **out)
+{
+    struct field_ctx *fc = ctx;
+    const json_t *v = fc->obj;
+    char path[256];
+    snprintf(path, sizeof(path), "%s", field);
+    char *save = NULL;
+    for (char *seg = strtok_r(path, ".", &save); seg && v; seg = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, seg);
+    if (json_is_string(v))
+        *out = json_string_value(v);
+    else if (json_is_boolean(v))
+        *out = json_is_true(v) ? "true" : "false";
+    else if (json_is_integer(v)) {
+        snprintf(fc->scratch, sizeof(fc->scratch), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        *out = fc->scratch;
+    } else
+        *out = ""; /* an unset field matches "" as upstream's zero value does */
+    return 0;
+}
+
+int api_filter_parse(struct api_req *r, struct api_filter *out)
+{
+    char *err = NULL;
+    memset(out, 0, sizeof(*out));
+    const char *ls = api_query(r, "labelSelector");
+    const char *fs = api_query(r, "fieldSelector");
+    if (ls && *ls && kcp_selector_parse_labels(&out->labels, ls, &err) != 0) {
+        api_fail(r, KCP_EBADREQUEST, NULL, NULL, "%s", err ? err : "invalid label selector");
+        free(err);
+        return KCP_EBADREQUEST;
+    }
+    if (fs && *fs) {
+        if (kcp_selector_parse_fields(&out->fields, fs, &err) != 0 ||
+            kcp_selector_fields_check(out->fields, field_supported, (void *)r->rsrc, &err) != 0) {
+            api_filter_free(out);
+            api_fail(r, KCP_EBADREQUEST, NULL, NULL, "%s", err ? err : "invalid field selector");
+            free(err);
+            return KCP_EBADREQUEST;
+        }
+    }
+    return 0;
+}
+
+bool api_filter_match(const struct api_req *r, const struct api_filter *f, const json_t *obj)
+{
+    if (f->labels &&
+        !kcp_selector_labels_matches(f->labels, json_object_get(json_object_get(obj, "metadata"), "labels")))
+        return false;
+    if (f->fields) {
+        struct field_ctx fc = {.obj = obj};
+        if (!kcp_selector_fields_matches(f->fields, field_get, &fc))
+            return false;
+    }
+    return true;
+}
+
+void api_filter_free(struct api_filter *f)
+{
+    kcp_selector_labels_free(f->labels);
+    kcp_selector_fields_free(f->fields);
+    f->labels = NULL;
+    f->fields = NULL;
+}
+
+/* ---- resourceVersion parameters ---- */
+
+/* The revision a read asks for: 0 = latest. Completes the request on a bad value. */
+static int read_revision(struct api_req *r, uint64_t *out)
+{
+    const char *rv = api_query(r, "resourceVersion");
+    const char *match = api_query(r, "resourceVersionMatch");
+    *out = 0;
+    if (match && *match && strcmp(match, "Exact") != 0 && strcmp(match, "NotOlderThan") != 0) {
+        api_fail(r, KCP_EBADREQUEST, NULL, NULL, "unsupported resourceVersionMatch: %s", match);
+        return KCP_EBADREQUEST;
+    }
+    if (!rv || !*rv || strcmp(rv, "0") == 0) {
+        if (match && *match && (!rv || !*rv)) {
+            api_fail(r, KCP_EINVALID, NULL, NULL,
+                     "resourceVersionMatch is forbidden unless resourceVersion is provided");
+            return KCP_EINVALID;
+        }
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(rv, &end, 10);
+    if (errno || *end || rv[0] == '-') {
+        api_fail(r, KCP_EBADREQUEST, NULL, NULL, "invalid resource version: %s", rv);
+        return KCP_EBADREQUEST;
+    }
+    /* Exact asks for that snapshot; NotOlderThan (and no match) for anything at least as new. */
+    if (match && strcmp(match, "Exact") == 0)
+        *out = n;
+    else if (n > kcp_store_revision(r->api->store)) {
+        api_fail(r, KCP_ETIMEOUT, NULL, NULL, "Too large resource version: %llu, current: %" PRIu64,
+                 n, kcp_store_revision(r->api->store));
+        return KCP_ETIMEOUT;
+    }
+    return 0;
+}
+
+/* ---- GET ---- */
+
+void api_get(struct api_req *r)
+{
+    uint64_t rev = 0;
+    struct kcp_obj *obj = NULL;
+    if (read_revision(r, &rev) != 0)
+        return;
+    api_key(r, &r->key, r->path.name);
+    int rc = kcp_store_get(r->api->store, r->key.data, r->key.len, rev, &obj);
+    if (rc == KCP_EGONE)
+        return api_fail(r, KCP_EGONE, NULL, NULL, "too old resource version: %" PRIu64, rev);
+    if (rc != 0)
+        return api_fail_object(r, rc, r->path.name);
+    if (r->sub && strcmp(r->sub->name, "scale") == 0) {
+        json_t *scale = api_scale_of(r, obj->doc);
+        kcp_obj_unref(obj);
+        api_respond_object(r, 200, scale);
+        json_decref(scale);
+        return;
+    }
+    api_respond_stored(r, 200, obj);
+    kcp_obj_unref(obj);
+}
+
+/* ---- continue tokens: base64url("<revision>/<last key>") ---- */
+
+static char *continue_encode(uint64_t rev, const char *key, size_t key_len)
+{
+    struct kcp_buf raw = KCP_BUF_INIT;
+    kcp_buf_printf(&raw, "%" PRIu64 "/", rev);
+    kcp_buf_append(&raw, key, key_len);
+    size_t n = 0;
+    mbedtls_base64_encode(NULL, 0, &n, (const unsigned char *)raw.data, raw.len);
+    char *out = kcp_malloc(n + 1);
+    mbedtls_base64_encode((unsigned char *)out, n + 1, &n, (const unsigned char *)raw.data, raw.len);
+    out[n] = '\0';
+    for (char *p = out; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    kcp_buf_free(&raw);
+    return out;
+}
+
+static int continue_decode(const char *token, uint64_t *out_rev, struct kcp_buf *out_key)
+{
+    size_t len = strlen(token), n = 0;
+    if (len > 4096)
+        return KCP_EBADREQUEST;
+    char *std = kcp_strdup(token);
+    for (char *p = std; *p; p++)
+        *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
+    unsigned char buf[4096];
+    int rc = mbedtls_base64_decode(buf, sizeof(buf) - 1, &n, (unsigned char *)std, len);
+    free(std);
+    if (rc != 0)
+        return KCP_EBADREQUEST;
+    buf[n] = '\0';
+    char *slash = memchr(buf, '/', n);
+    if (!slash || slash == (char *)buf)
+        return KCP_EBADREQUEST;
+    *slash = '\0';
+    char *end = NULL;
+    *out_rev = strtoull((char *)buf, &end, 10);
+    if (*end || *out_rev == 0)
+        return KCP_EBADREQUEST;
+    kcp_buf_reset(out_key);
+    kcp_buf_append(out_key, slash + 1, n - (size_t)(slash + 1 - (char *)buf));
+    return 0;
+}
+
+/* ---- LIST ---- */
+
+struct list_ctx {
+    struct api_req *r;
+    struct api_filter filter;
+    size_t limit;
+    size_t matched;
+    bool stopped_early;
+    struct kcp_buf last_key;
+    /* Buffered items (JSON text) or rows. */
+    json_t *items; /* for Table/protobuf/partial */
+    struct kcp_buf body;
+    bool streaming;
+    bool first;
+    int64_t now;
+};
+
+#define LIST_STOP 1
+#define STREAM_CHUNK (64 * 1024)
+
+static int list_on_item(void *ctx, const struct kcp_obj *obj)
+{
+    struct list_ctx *lc = ctx;
+    if (lc->limit && lc->matched == lc->limit) {
+        lc->stopped_early = true;
+        return LIST_STOP;
+    }
+    if (!api_filter_match(lc->r, &lc->filter, obj->doc))
+        return 0;
+    lc->matched++;
+    kcp_buf_reset(&lc->last_key);
+    kcp_buf_append(&lc->last_key, obj->key, obj->key_len);
+    if (lc->items) {
+        json_array_append(lc->items, obj->doc);
+        return 0;
+    }
+    if (!lc->first)
+        kcp_buf_append(&lc->body, ",", 1);
+    lc->first = false;
+    kcp_buf_append(&lc->body, obj->json, obj->json_len);
+    if (lc->streaming && lc->body.len >= STREAM_CHUNK && lc->r->res) {
+        if (kcp_http_stream_write(lc->r->res, lc->body.data, lc->body.len) != 0)
+            return LIST_STOP;
+        kcp_buf_reset(&lc->body);
+    }
+    return 0;
+}
+
+static void list_meta_json(struct kcp_buf *b, uint64_t rev, const char *cont)
+{
+    kcp_buf_printf(b, "\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"", rev);
+    if (cont)
+        kcp_buf_printf(b, ",\"continue\":\"%s\"", cont);
+    kcp_buf_puts(b, "}");
+}
+
+static void list_finish_table(struct list_ctx *lc, uint64_t rev, const char *cont)
+{
+    struct api_req *r = lc->r;
+    json_t *t = api_table_new(r->rsrc, true);
+    json_t *meta = json_object_get(t, "metadata");
+    char rvs[32];
+    snprintf(rvs, sizeof(rvs), "%" PRIu64, rev);
+    json_object_set_new(meta, "resourceVersion", json_string(rvs));
+    if (cont)
+        json_object_set_new(meta, "continue", json_string(cont));
+    const char *include = api_query(r, "includeObject");
+    size_t i;
+    json_t *item;
+    json_array_foreach(lc->items, i, item)
+        api_table_add_row(t, r->rsrc, item, include ? include : "Metadata", lc->now);
+    struct kcp_buf b = KCP_BUF_INIT;
+    kcp_codec_json_write(&b, t);
+    json_decref(t);
+    api_respond_json_text(r, 200, "application/json", b.data, b.len);
+    kcp_buf_free(&b);
+}
+
+static void list_finish_object(struct list_ctx *lc, uint64_t rev, const char *cont)
+{
+    struct api_req *r = lc->r;
+    char gv[128], rvs[32];
+    json_t *list = json_object();
+    json_object_set_new(list, "kind", json_string(r->rsrc->list_kind));
+    json_object_set_new(list, "apiVersion", json_string(api_group_version(r->rsrc, gv, sizeof(gv))));
+    json_t *meta = json_object();
+    snprintf(rvs, sizeof(rvs), "%" PRIu64, rev);
+    json_object_set_new(meta, "resourceVersion", json_string(rvs));
+    if (cont)
+        json_object_set_new(meta, "continue", json_string(cont));
+    json_object_set_new(list, "metadata", meta);
+    json_object_set(list, "items", lc->items);
+    api_respond_object(r, 200, list);
+    json_decref(list);
+}
+
+void api_list(struct api_req *r)
+{
+    struct list_ctx lc;
+    uint64_t rev = 0;
+    memset(&lc, 0, sizeof(lc));
+    lc.r = r;
+    lc.first = true;
+    lc.now = kcp_clock_wall_s(r->api->loop->clock);
+    if (read_revision(r, &rev) != 0)
+        return;
+    if (api_filter_parse(r, &lc.filter) != 0)
+        return;
+    const char *limit = api_query(r, "limit");
+    if (limit && *limit) {
+        char *end = NULL;
+        long long n = strtoll(limit, &end, 10);
+        if (*end || n < 0) {
+            api_filter_free(&lc.filter);
+            return api_fail(r, KCP_EBADREQUEST, NULL, NULL, "invalid limit: %s", limit);
+        }
+        lc.limit = (size_t)n;
+    }
+    struct kcp_buf start = KCP_BUF_INIT;
+    const char *cont = api_query(r, "continue");
+    if (cont && *cont) {
+        if (continue_decode(cont, &rev, &start) != 0) {
+            api_filter_free(&lc.filter);
+            kcp_buf_free(&start);
+            return api_fail(r, KCP_EBADREQUEST, NULL, NULL,
+                            "continue key is not valid: the continue token is malformed");
+        }
+    }
+    api_key(r, &r->key, NULL);
+    bool as_json_list = r->media.format == API_FORMAT_JSON && r->media.as == API_AS_OBJECT;
+    if (!as_json_list)
+        lc.items = json_array();
+    /* Without a limit nothing about the page is unknown before the items, so the JSON list
+     * streams item by item; with a limit the continue token must precede them. */
+    lc.streaming = as_json_list && lc.limit == 0;
+    char gv[128];
+    api_group_version(r->rsrc, gv, sizeof(gv));
+    struct kcp_store_list_result res;
+    memset(&res, 0, sizeof(res));
+    if (lc.streaming) {
+        uint64_t head_rev = rev ? rev : kcp_store_revision(r->api->store);
+        kcp_http_stream_begin(r->res, 200, "application/json");
+        kcp_buf_printf(&lc.body, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->rsrc->list_kind, gv);
+        list_meta_json(&lc.body, head_rev, NULL);
+        kcp_buf_puts(&lc.body, ",\"items\":[");
+        rev = head_rev;
+    }
+    int rc = kcp_store_list(r->api->store, r->key.data, r->key.len, rev,
+                            start.len ? start.data : NULL, start.len, 0, list_on_item, &lc, &res);
+    kcp_buf_free(&start);
+    if (rc == LIST_STOP)
+        rc = 0;
+    if (lc.streaming) {
+        kcp_buf_puts(&lc.body, "]}");
+        if (r->res && !r->gone) {
+            kcp_http_stream_write(r->res, lc.body.data, lc.body.len);
+            kcp_http_stream_end(r->res);
+        }
+        api_req_finish(r);
+        goto done;
+    }
+    if (rc == KCP_EGONE) {
+        api_fail(r, KCP_EGONE, NULL, NULL,
+                 "The provided continue parameter is too old to display a consistent list "
+                 "result. You can start a new list without the continue parameter.");
+        goto done;
+    }
+    if (rc != 0) {
+        api_fail(r, rc, NULL, NULL, "list: %s", kcp_error_message(rc));
+        goto done;
+    }
+    char *token = lc.stopped_early ? continue_encode(res.revision, lc.last_key.data, lc.last_key.len)
+                                   : NULL;
+    if (as_json_list) {
+        struct kcp_buf b = KCP_BUF_INIT;
+        kcp_buf_printf(&b, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->rsrc->list_kind, gv);
+        list_meta_json(&b, res.revision, token);
+        kcp_buf_puts(&b, ",\"items\":[");
+        kcp_buf_append(&b, lc.body.data ? lc.body.data : "", lc.body.len);
+        kcp_buf_puts(&b, "]}");
+        api_respond_json_text(r, 200, "application/json", b.data, b.len);
+        kcp_buf_free(&b);
+    } else if (r->media.as == API_AS_TABLE) {
+        list_finish_table(&lc, res.revision, token);
+    } else {
+        list_finish_object(&lc, res.revision, token);
+    }
+    free(token);
+done:
+    api_filter_free(&lc.filter);
+    json_decref(lc.items);
+    kcp_buf_free(&lc.body);
+    kcp_buf_free(&lc.last_key);
+}

@@ -1,0 +1,192 @@
+/* Responses: Status bodies in upstream's words, objects in the negotiated encoding, warnings. */
+#include "api_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *api_meta_str(const json_t *obj, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(obj, "metadata"), field));
+}
+
+const char *api_group_version(const struct kcp_schema_resource *rsrc, char *buf, size_t cap)
+{
+    if (!rsrc->group[0])
+        snprintf(buf, cap, "%s", rsrc->version);
+    else
+        snprintf(buf, cap, "%s/%s", rsrc->group, rsrc->version);
+    return buf;
+}
+
+static void respond_status(struct api_req *r, int code, json_t *status)
+{
+    struct kcp_buf b = KCP_BUF_INIT;
+    kcp_codec_json_write(&b, status);
+    json_decref(status);
+    api_respond_json_text(r, code, "application/json", b.data, b.len);
+    kcp_buf_free(&b);
+}
+
+void api_fail(struct api_req *r, int err, const char *name, json_t *causes, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (r->gone || !r->res) {
+        json_decref(causes);
+        api_req_finish(r);
+        return;
+    }
+    int code = kcp_error_http(err);
+    json_t *st = json_object();
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Failure"));
+    json_object_set_new(st, "message", json_string(msg));
+    json_object_set_new(st, "reason", json_string(kcp_error_reason(err)));
+    if (name || causes || err == KCP_ETOOMANY) {
+        json_t *d = json_object();
+        if (name) {
+            json_object_set_new(d, "name", json_string(name));
+            if (r->rsrc) {
+                json_object_set_new(d, "group", json_string(r->rsrc->group));
+                /* Invalid names the Kind; the other reasons the plural resource. */
+                json_object_set_new(d, "kind", json_string(err == KCP_EINVALID ? r->rsrc->kind
+                                                                                : r->rsrc->resource));
+            }
+        }
+        if (causes)
+            json_object_set_new(d, "causes", causes);
+        if (err == KCP_ETOOMANY)
+            json_object_set_new(d, "retryAfterSeconds", json_integer(1));
+        json_object_set_new(st, "details", d);
+    }
+    json_object_set_new(st, "code", json_integer(code));
+    if (err == KCP_ETOOMANY)
+        kcp_http_set_header(r->res, "Retry-After", "1");
+    respond_status(r, code, st);
+}
+
+void api_fail_object(struct api_req *r, int err, const char *name)
+{
+    const char *res = r->rsrc ? r->rsrc->resource : "";
+    char qualified[256];
+    if (r->rsrc && r->rsrc->group[0])
+        snprintf(qualified, sizeof(qualified), "%s.%s", res, r->rsrc->group);
+    else
+        snprintf(qualified, sizeof(qualified), "%s", res);
+    switch (err) {
+    case KCP_ENOTFOUND:
+        return api_fail(r, err, name, NULL, "%s \"%s\" not found", qualified, name);
+    case KCP_EEXIST:
+        return api_fail(r, err, name, NULL, "%s \"%s\" already exists", qualified, name);
+    case KCP_ECONFLICT:
+        return api_fail(r, err, name, NULL,
+                        "Operation cannot be fulfilled on %s \"%s\": the object has been "
+                        "modified; please apply your changes to the latest version and try again",
+                        qualified, name);
+    default:
+        return api_fail(r, err, name, NULL, "%s \"%s\": %s", qualified, name,
+                        kcp_error_message(err));
+    }
+}
+
+void api_respond_success(struct api_req *r, const char *name, const char *uid)
+{
+    json_t *st = json_object();
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Success"));
+    json_t *d = json_object();
+    json_object_set_new(d, "name", json_string(name));
+    json_object_set_new(d, "group", json_string(r->rsrc->group));
+    json_object_set_new(d, "kind", json_string(r->rsrc->resource));
+    if (uid)
+        json_object_set_new(d, "uid", json_string(uid));
+    json_object_set_new(st, "details", d);
+    respond_status(r, 200, st);
+}
+
+void api_respond_json_text(struct api_req *r, int code, const char *content_type,
+                           const char *json, size_t len)
+{
+    if (r->gone || !r->res) {
+        api_req_finish(r);
+        return;
+    }
+    api_emit_warnings(r);
+    kcp_http_respond(r->res, code, content_type, json, len);
+    api_req_finish(r);
+}
+
+static void respond_table(struct api_req *r, int code, const json_t *obj)
+{
+    json_t *t = api_table_new(r->rsrc, true);
+    const char *include = api_query(r, "includeObject");
+    api_table_add_row(t, r->rsrc, obj, include ? include : "Metadata",
+                      kcp_clock_wall_s(r->api->loop->clock));
+    struct kcp_buf b = KCP_BUF_INIT;
+    kcp_codec_json_write(&b, t);
+    json_decref(t);
+    api_respond_json_text(r, code, "application/json", b.data, b.len);
+    kcp_buf_free(&b);
+}
+
+void api_respond_object(struct api_req *r, int code, const json_t *obj)
+{
+    if (r->media.as == API_AS_TABLE && r->rsrc && !r->sub)
+        return respond_table(r, code, obj);
+    struct kcp_buf b = KCP_BUF_INIT;
+    const char *ct = "application/json";
+    if (r->media.format == API_FORMAT_PROTOBUF) {
+        struct kcp_codec_err err;
+        if (kcp_codec_pb_encode_object(&b, obj, &err) == 0) {
+            ct = "application/vnd.kubernetes.protobuf";
+        } else {
+            /* Types without a protobuf form are answered in JSON, which kubectl accepts. */
+            kcp_buf_reset(&b);
+            kcp_codec_json_write(&b, obj);
+        }
+    } else {
+        kcp_codec_json_write(&b, obj);
+    }
+    if (r->gone || !r->res) {
+        kcp_buf_free(&b);
+        api_req_finish(r);
+        return;
+    }
+    api_emit_warnings(r);
+    kcp_http_respond(r->res, code, ct, b.data, b.len);
+    kcp_buf_free(&b);
+    api_req_finish(r);
+}
+
+void api_respond_stored(struct api_req *r, int code, const struct kcp_obj *obj)
+{
+    if (r->media.format == API_FORMAT_JSON && r->media.as == API_AS_OBJECT) {
+        /* The stored text is already upstream's JSON: serve it as it is, shared. */
+        return api_respond_json_text(r, code, "application/json", obj->json, obj->json_len);
+    }
+    api_respond_object(r, code, obj->doc);
+}
+
+void api_emit_warnings(struct api_req *r)
+{
+    size_t i;
+    json_t *w;
+    if (!r->warnings || !r->res)
+        return;
+    json_array_foreach(r->warnings, i, w) {
+        struct kcp_buf b = KCP_BUF_INIT;
+        kcp_buf_puts(&b, "299 - ");
+        kcp_buf_json_string(&b, json_string_value(w));
+        kcp_http_set_header(r->res, "Warning", b.data);
+        kcp_buf_free(&b);
+    }
+}
