@@ -88,6 +88,10 @@ void api_openapi_on_request(struct kcp_http_request *req, struct kcp_http_respon
                             void *data)
 {
     struct kcp_api *api = data;
+    if (!req->identity || !req->identity->user) {
+        kcp_http_respond_status(res, KCP_EUNAUTHORIZED, "Unauthorized");
+        return;
+    }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         kcp_http_respond_status(res, KCP_EMETHOD,
                                 "the server does not allow this method on the requested resource");

@@ -140,6 +140,10 @@ static void api_on_request(struct kcp_http_request *req, struct kcp_http_respons
     r->http = req;
     r->res = res;
     kcp_http_on_close(res, req_on_close, r);
+    /* Only clients with a certificate from the cluster CA may use the API; bearer tokens are
+     * not served yet, so an anonymous client has no way in (health and /version stay open). */
+    if (!req->identity || !req->identity->user)
+        return api_fail(r, KCP_EUNAUTHORIZED, NULL, NULL, "Unauthorized");
     if (api_path_parse(&r->path, req->path) != 0)
         return not_found(r);
     bool discovery = r->path.kind != API_PATH_RESOURCE;
