@@ -7,8 +7,10 @@
 
 #include <kcp/base.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,6 +169,29 @@ static int prepare_data_dir(struct daemon *d)
     return rc;
 }
 
+/*
+ * One server per data dir: a second process would open the same LMDB files with its own cache
+ * and watchers and serve diverging answers. The lock dies with the process (kill -9 included).
+ */
+static int lock_data_dir(struct daemon *d)
+{
+    char *path = kcp_sprintf("%s/kcp.lock", d->opts->data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int rc = 0;
+    if (fd < 0) {
+        kcp_log(KCP_LOG_ERROR, "daemon", "cannot open %s", path);
+        rc = KCP_EIO;
+    } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        kcp_log(KCP_LOG_ERROR, "daemon", "%s is in use by another kcp process", d->opts->data_dir);
+        close(fd);
+        rc = KCP_EEXIST;
+    } else {
+        d->lock_fd = fd;
+    }
+    free(path);
+    return rc;
+}
+
 static int load_tls(struct daemon *d)
 {
     const char *dir = d->opts->data_dir;
@@ -189,6 +214,7 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
     bool loop_ready = false;
     struct daemon *d = kcp_calloc(1, sizeof(*d));
     d->opts = opts;
+    d->lock_fd = -1;
     d->clock.monotonic_ms = offset_monotonic_ms;
     d->clock.wall_s = offset_wall_s;
     d->clock.data = d;
@@ -209,6 +235,8 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
     d->pki.now = kcp_clock_wall_s(&d->clock);
 
     if ((rc = prepare_data_dir(d)) != 0)
+        goto done;
+    if ((rc = lock_data_dir(d)) != 0)
         goto done;
     /* Renew before serving: a cluster restarted after a year must not serve an expired cert. */
     if ((rc = daemon_certs_check(d)) != 0)
@@ -242,6 +270,8 @@ done:
     kcp_api_free(d->api);
     if (d->tls)
         kcp_tls_config_free(d->tls);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd);
     free(d->listen_host);
     free(d);
     return rc == 0 ? 0 : 1;

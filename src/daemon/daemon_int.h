@@ -28,6 +28,7 @@ struct daemon {
     struct kcp_task ready_task;
     uv_timer_t cert_timer;
     bool ready; /* every task has started: /readyz answers ok */
+    int lock_fd; /* flock on DIR/kcp.lock, held while running */
 };
 
 /* Health (/healthz, /livez, /readyz) and /version routes. */

@@ -62,6 +62,14 @@ expect_eq "own admin certificate is accepted" 200 "$(curl -s -o /dev/null -w '%{
 expect_eq "no client certificate: /healthz still answers" ok \
   "$(curl -s --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$p/healthz")"
 
+expect_match "no client certificate: the API answers 401" '"code":401' \
+  "$(curl -s --cacert "$dir/pki/ca.crt" "https://127.0.0.1:$p/api/v1/namespaces")"
+
+# A second server on the same data dir is refused (it would serve a diverging cache).
+"$KCP" server --data-dir "$dir" --listen "127.0.0.1:$(port)" >"$E2E_TMP/out" 2>&1; rc=$?
+expect_eq "second server on the same data dir exits 1" 1 "$rc"
+expect_match "second server message" 'in use by another kcp process' "$(cat "$E2E_TMP/out")"
+
 # SIGTERM drains and exits 0 within 2 s.
 kill -TERM "$pid"
 if exits_within "$pid" 2; then expect_eq "SIGTERM exits 0 within 2 s" 0 "$EXIT_STATUS"; else fail "SIGTERM: still running after 2 s"; fi
