@@ -83,6 +83,23 @@ expect_eq "--init on an existing cluster changes no file" "$sums" "$(cd "$dir" &
 kill -INT "$pid"
 if exits_within "$pid" 2; then expect_eq "SIGINT exits 0 within 2 s" 0 "$EXIT_STATUS"; else fail "SIGINT: still running after 2 s"; fi
 
+# systemd Type=notify: READY=1 once serving, STOPPING=1 on SIGTERM, over $NOTIFY_SOCKET.
+sock=$E2E_TMP/notify.sock
+python3 "$(dirname "$0")/notify_listen.py" "$sock" 8 >"$E2E_TMP/notify.out" 2>&1 &
+lpid=$!
+for ((i = 0; i < 50; i++)); do [[ -S $sock ]] && break; sleep 0.1; done
+NOTIFY_SOCKET=$sock "$KCP" server --data-dir "$dir" --listen "127.0.0.1:$p" --node-name one \
+  >>"$E2E_TMP/one.log" 2>&1 &
+npid=$!
+PIDS+=("$npid")
+ready "$kc" || fail "server under NOTIFY_SOCKET did not start"
+for ((i = 0; i < 50; i++)); do grep -q READY=1 "$E2E_TMP/notify.out" && break; sleep 0.1; done
+expect_match "sd_notify READY=1 sent" 'READY=1' "$(cat "$E2E_TMP/notify.out")"
+kill -TERM "$npid"; exits_within "$npid" 2 || fail "notify server did not stop"
+for ((i = 0; i < 20; i++)); do grep -q STOPPING=1 "$E2E_TMP/notify.out" && break; sleep 0.1; done
+expect_match "sd_notify STOPPING=1 sent" 'STOPPING=1' "$(cat "$E2E_TMP/notify.out")"
+kill "$lpid" 2>/dev/null; wait "$lpid" 2>/dev/null
+
 # Restart without --init, 300 days later: certificates with < 90 days left are renewed at start.
 # The renewed certificates start in that future, so they are checked at that time with openssl
 # (kubectl would rightly call them not yet valid today).
