@@ -90,6 +90,8 @@ void api_fail_object(struct api_req *r, int err, const char *name);
 void api_respond_success(struct api_req *r, const char *name, const char *uid);
 /* An object tree (kind/apiVersion present) in the negotiated format. Completes the request. */
 void api_respond_object(struct api_req *r, int code, const json_t *obj);
+/* PartialObjectMetadata of an object (new reference). */
+json_t *api_partial_of(const json_t *obj);
 /* A stored object (shared encodings used where possible). Completes the request. */
 void api_respond_stored(struct api_req *r, int code, const struct kcp_obj *obj);
 /* Raw JSON text, already encoded. Completes the request. */

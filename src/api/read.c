@@ -313,8 +313,21 @@ static void list_finish_object(struct list_ctx *lc, uint64_t rev, const char *co
     struct api_req *r = lc->r;
     char gv[128], rvs[32];
     json_t *list = json_object();
-    json_object_set_new(list, "kind", json_string(r->rsrc->list_kind));
-    json_object_set_new(list, "apiVersion", json_string(api_group_version(r->rsrc, gv, sizeof(gv))));
+    if (r->media.as == API_AS_PARTIAL) {
+        json_object_set_new(list, "kind", json_string("PartialObjectMetadataList"));
+        json_object_set_new(list, "apiVersion", json_string("meta.k8s.io/v1"));
+        size_t i;
+        json_t *item;
+        json_t *partial = json_array();
+        json_array_foreach(lc->items, i, item)
+            json_array_append_new(partial, api_partial_of(item));
+        json_decref(lc->items);
+        lc->items = partial;
+    } else {
+        json_object_set_new(list, "kind", json_string(r->rsrc->list_kind));
+        json_object_set_new(list, "apiVersion",
+                            json_string(api_group_version(r->rsrc, gv, sizeof(gv))));
+    }
     json_t *meta = json_object();
     snprintf(rvs, sizeof(rvs), "%" PRIu64, rev);
     json_object_set_new(meta, "resourceVersion", json_string(rvs));

@@ -138,10 +138,28 @@ static void respond_table(struct api_req *r, int code, const json_t *obj)
     kcp_buf_free(&b);
 }
 
+json_t *api_partial_of(const json_t *obj)
+{
+    json_t *p = json_object();
+    json_object_set_new(p, "kind", json_string("PartialObjectMetadata"));
+    json_object_set_new(p, "apiVersion", json_string("meta.k8s.io/v1"));
+    json_object_set(p, "metadata", json_object_get(obj, "metadata"));
+    return p;
+}
+
 void api_respond_object(struct api_req *r, int code, const json_t *obj)
 {
     if (r->media.as == API_AS_TABLE && r->rsrc && !r->sub)
         return respond_table(r, code, obj);
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    if (r->media.as == API_AS_PARTIAL && kind && strcmp(kind, "Status") != 0 &&
+        strcmp(kind, "PartialObjectMetadataList") != 0) {
+        json_t *p = api_partial_of(obj);
+        r->media.as = API_AS_OBJECT;
+        api_respond_object(r, code, p);
+        json_decref(p);
+        return;
+    }
     struct kcp_buf b = KCP_BUF_INIT;
     const char *ct = "application/json";
     if (r->media.format == API_FORMAT_PROTOBUF) {
