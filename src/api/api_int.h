@@ -130,6 +130,8 @@ void api_update(struct api_req *r);
 void api_patch(struct api_req *r);
 void api_delete(struct api_req *r);
 void api_delete_collection(struct api_req *r);
+/* POST pods/{name}/binding and pods/{name}/eviction (pods.c). */
+void api_pod_subresource(struct api_req *r);
 
 /* ---- write.c: the pipeline shared by the write verbs ---- */
 /* Proposes one op (PUT obj, or DELETE when obj is NULL) for key; then r->cont. */

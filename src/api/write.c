@@ -89,9 +89,15 @@ json_t *api_decode_body(struct api_req *r)
     struct kcp_codec_err err = {{0}};
     json_t *in = NULL, *out = NULL, *unknown = json_array(), *dups = json_array();
     char gv[128];
-    const char *kind = r->sub && r->sub->kind && r->sub->kind[0] && strcmp(r->sub->name, "status")
-                           ? r->sub->kind
-                           : r->rsrc->kind;
+    /* A subresource with a kind of its own (Scale, Binding, Eviction) takes that kind. */
+    const char *group = r->rsrc->group, *version = r->rsrc->version, *kind = r->rsrc->kind;
+    if (r->sub && r->sub->kind && r->sub->kind[0] && strcmp(r->sub->name, "status") != 0) {
+        kind = r->sub->kind;
+        if (r->sub->version && r->sub->version[0]) {
+            group = r->sub->group ? r->sub->group : "";
+            version = r->sub->version;
+        }
+    }
     if (api_media_body_type(&type, kcp_http_header(r->http, "Content-Type")) != 0 ||
         (type != API_BODY_JSON && type != API_BODY_PROTOBUF)) {
         api_fail(r, KCP_EMEDIATYPE, NULL, NULL, "the body of the request was in an unknown format - "
@@ -109,9 +115,10 @@ json_t *api_decode_body(struct api_req *r)
     }
     const char *body_kind = json_string_value(json_object_get(in, "kind"));
     const char *body_av = json_string_value(json_object_get(in, "apiVersion"));
-    api_group_version(r->rsrc, gv, sizeof(gv));
-    if (r->sub && strcmp(r->sub->name, "scale") == 0)
-        snprintf(gv, sizeof(gv), "autoscaling/v1");
+    if (group[0])
+        snprintf(gv, sizeof(gv), "%s/%s", group, version);
+    else
+        snprintf(gv, sizeof(gv), "%s", version);
     if (!body_kind || !*body_kind) {
         api_fail(r, KCP_EBADREQUEST, NULL, NULL, "Object 'Kind' is missing in the request body");
         goto done;
@@ -122,17 +129,14 @@ json_t *api_decode_body(struct api_req *r)
                  body_av ? body_av : "", gv);
         goto done;
     }
-    bool scale = r->sub && strcmp(r->sub->name, "scale") == 0;
-    const struct kcp_schema_message *m =
-        scale ? kcp_schema_message_by_gvk("autoscaling", "v1", "Scale")
-              : kcp_schema_message_by_gvk(r->rsrc->group, r->rsrc->version, kind);
+    const struct kcp_schema_message *m = kcp_schema_message_by_gvk(group, version, kind);
     if (!m) {
         api_fail(r, KCP_EINTERNAL, NULL, NULL, "no schema for %s %s", gv, kind);
         goto done;
     }
     if (kcp_codec_normalize(&out, in, m, 0, unknown, &err) != 0) {
         api_fail(r, KCP_EBADREQUEST, NULL, NULL, "%s in version \"%s\" cannot be handled as a %s: %s",
-                 kind, r->rsrc->version, kind, err.msg);
+                 kind, version, kind, err.msg);
         goto done;
     }
     json_object_set_new(out, "apiVersion", json_string(gv));
@@ -295,6 +299,9 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
 
 void api_create(struct api_req *r)
 {
+    if (r->sub && strcmp(r->rsrc->resource, "pods") == 0 && !r->rsrc->group[0] &&
+        (strcmp(r->sub->name, "binding") == 0 || strcmp(r->sub->name, "eviction") == 0))
+        return api_pod_subresource(r);
     if (r->sub)
         return api_fail(r, KCP_EMETHOD, NULL, NULL,
                         "the server does not allow this method on the requested resource");
