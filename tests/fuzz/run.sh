@@ -14,7 +14,8 @@ for d in $drivers; do
   name=$(basename "$d")
   corpus=$work/$name; mkdir -p "$corpus"
   [[ -d $here/corpus/$name ]] && cp "$here/corpus/$name"/* "$corpus"/ 2>/dev/null
-  out=$("$d" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  # Undefined behaviour is a failure too, not a line in the log.
+  out=$(UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$d" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$work/$name-" "$corpus" 2>&1); rc=$?
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' <<<"$out" | grep -oE '[0-9]+$')
   if ((rc == 0)); then
