@@ -64,6 +64,7 @@ struct api_req {
     void (*cont)(struct api_req *r, int status, const struct kcp_store_result *res);
     uint64_t expect_revision; /* precondition of the proposal (0 = must not exist) */
     bool client_revision;     /* the client named a resourceVersion: a conflict is theirs */
+    bool finalizing;          /* the write removes the last finalizer of a deleted object */
     void (*retry)(struct api_req *r); /* re-runs the verb after a conflict it caused itself */
 };
 
@@ -130,6 +131,9 @@ void api_update(struct api_req *r);
 void api_patch(struct api_req *r);
 void api_delete(struct api_req *r);
 void api_delete_collection(struct api_req *r);
+/* The namespace controller's pass (delete.c): see there. */
+void api_namespace_cleanup(struct kcp_api *api, const char *ns);
+void api_namespace_changed(struct kcp_api *api, const char *ns);
 /* POST pods/{name}/binding and pods/{name}/eviction (pods.c). */
 void api_pod_subresource(struct api_req *r);
 

@@ -70,7 +70,6 @@ static int parse_opts(struct api_req *r, struct delete_opts *o)
     return 0;
 }
 
-static void namespace_cleanup(struct kcp_api *api, const char *ns);
 
 static void delete_on_done(struct api_req *r, int status, const struct kcp_store_result *res)
 {
@@ -82,7 +81,9 @@ static void delete_on_done(struct api_req *r, int status, const struct kcp_store
     const json_t *doc = op->obj ? op->obj->doc : r->obj;
     bool marked = op->obj && r->verb_state != NULL;
     if (strcmp(r->rsrc->resource, "namespaces") == 0 && !r->rsrc->group[0] && marked)
-        namespace_cleanup(r->api, r->path.name);
+        api_namespace_cleanup(r->api, r->path.name);
+    if (!marked && r->rsrc->namespaced)
+        api_namespace_changed(r->api, r->path.namespace_);
     /* Upstream answers pods and anything still present with the object, the rest with a
      * Success Status. */
     if (marked || strcmp(r->rsrc->resource, "pods") == 0)
@@ -124,6 +125,12 @@ void api_delete(struct api_req *r)
     json_t *meta = json_object_get(old, "metadata");
     json_t *fin = json_object_get(meta, "finalizers");
     bool is_ns = strcmp(r->rsrc->resource, "namespaces") == 0 && !r->rsrc->group[0];
+    if (is_ns && (!strcmp(r->path.name, "default") || !strcmp(r->path.name, "kube-system") ||
+                  !strcmp(r->path.name, "kube-public"))) {
+        api_fail(r, KCP_EFORBIDDEN, r->path.name, NULL,
+                 "namespaces \"%s\" is forbidden: this namespace may not be deleted", r->path.name);
+        goto done;
+    }
     bool is_pod = strcmp(r->rsrc->resource, "pods") == 0 && !r->rsrc->group[0];
     const char *node = json_string_value(json_object_get(json_object_get(old, "spec"), "nodeName"));
     int64_t grace = o.grace >= 0 ? o.grace : 30;
@@ -187,27 +194,58 @@ done:
 struct ns_cleanup {
     struct kcp_store_req req;
     struct kcp_buf entry;
+    struct kcp_api *api;
+    char *ns;
+    bool finished; /* the namespace itself was in the entry */
 };
 
 static void cleanup_on_done(struct kcp_store_req *req, int status, const struct kcp_store_result *res)
 {
     struct ns_cleanup *c = req->data;
     if (status != 0)
-        kcp_log(KCP_LOG_ERROR, "api", "namespace cleanup: %s", kcp_error_message(status));
+        kcp_log(KCP_LOG_ERROR, "api", "namespace %s cleanup: %s", c->ns, kcp_error_message(status));
     kcp_buf_free(&c->entry);
+    free(c->ns);
     free(c);
 }
 
 struct collect_ctx {
-    struct kcp_buf keys; /* NUL-separated */
-    size_t n;
+    struct kcp_buf keys;   /* NUL-separated keys to delete */
+    struct kcp_buf marks;  /* NUL-separated keys, then values, of objects to mark */
+    size_t n, nmarks;
+    uint64_t *mark_revs;   /* each marked object's revision: the mark must not overwrite news */
+    size_t held;           /* objects still waiting for their finalizers */
+    int64_t now;
 };
 
 static int collect_on_item(void *ctx, const struct kcp_obj *obj)
 {
     struct collect_ctx *cc = ctx;
-    kcp_buf_append(&cc->keys, obj->key, obj->key_len + 1);
-    cc->n++;
+    const json_t *meta = json_object_get(obj->doc, "metadata");
+    if (json_array_size(json_object_get(meta, "finalizers")) == 0) {
+        kcp_buf_append(&cc->keys, obj->key, obj->key_len + 1);
+        cc->n++;
+        return 0;
+    }
+    /* Finalizers hold the object (and so the namespace) until their controllers let go. */
+    cc->held++;
+    if (json_object_get(meta, "deletionTimestamp"))
+        return 0;
+    json_t *copy = json_deep_copy(obj->doc);
+    json_t *m = json_object_get(copy, "metadata");
+    char ts[32];
+    api_meta_time(ts, sizeof(ts), cc->now);
+    json_object_del(m, "resourceVersion");
+    json_object_set_new(m, "deletionTimestamp", json_string(ts));
+    json_object_set_new(m, "deletionGracePeriodSeconds", json_integer(0));
+    struct kcp_buf v = KCP_BUF_INIT;
+    kcp_codec_json_write(&v, copy);
+    json_decref(copy);
+    kcp_buf_append(&cc->marks, obj->key, obj->key_len + 1);
+    kcp_buf_append(&cc->marks, v.data, v.len + 1);
+    kcp_buf_free(&v);
+    cc->mark_revs = kcp_realloc(cc->mark_revs, (cc->nmarks + 1) * sizeof(*cc->mark_revs));
+    cc->mark_revs[cc->nmarks++] = obj->mod_revision;
     return 0;
 }
 
@@ -222,46 +260,67 @@ static void collect(struct kcp_store *s, struct collect_ctx *cc, const char *gro
 }
 
 /*
- * Deletes everything in the namespace and the namespace itself in one entry: the namespace
- * controller's work, done at once because nothing here waits on finalizers of content yet.
+ * The namespace controller's pass, in one entry: content without finalizers is deleted, content
+ * with finalizers is marked, and the namespace goes once nothing is held. Run when a namespace
+ * is marked, and again whenever an object in a terminating namespace finishes finalizing.
  */
-static void namespace_cleanup(struct kcp_api *api, const char *ns)
+void api_namespace_cleanup(struct kcp_api *api, const char *ns)
 {
-    struct collect_ctx cc = {KCP_BUF_INIT, 0};
+    struct collect_ctx cc = {KCP_BUF_INIT, KCP_BUF_INIT, 0, 0, NULL, 0,
+                             kcp_clock_wall_s(api->loop->clock)};
     for (size_t i = 0; i < kcp_schema_resource_count(); i++) {
         const struct kcp_schema_resource *res = kcp_schema_resource_at(i);
-        /* Each resource once: the preferred version's table row is enough for the key. */
         if (!res->namespaced)
             continue;
+        /* A resource served in several versions is stored once. */
         bool seen = false;
-        for (size_t k = 0; k < i; k++) {
+        for (size_t k = 0; k < i && !seen; k++) {
             const struct kcp_schema_resource *o = kcp_schema_resource_at(k);
-            seen = seen || (o->namespaced && !strcmp(o->group, res->group) && !strcmp(o->resource, res->resource));
+            seen = o->namespaced && !strcmp(o->group, res->group) && !strcmp(o->resource, res->resource);
         }
         if (!seen)
             collect(api->store, &cc, res->group, res->resource, ns);
     }
-    struct kcp_buf nskey = KCP_BUF_INIT;
-    kcp_store_key(&nskey, "", "namespaces", NULL, ns);
-    kcp_buf_append(&cc.keys, nskey.data, nskey.len + 1);
-    cc.n++;
-    kcp_buf_free(&nskey);
-    struct kcp_store_op *ops = kcp_calloc(cc.n, sizeof(*ops));
+    bool finished = cc.held == 0;
+    if (finished) {
+        struct kcp_buf nskey = KCP_BUF_INIT;
+        kcp_store_key(&nskey, "", "namespaces", NULL, ns);
+        kcp_buf_append(&cc.keys, nskey.data, nskey.len + 1);
+        cc.n++;
+        kcp_buf_free(&nskey);
+    }
+    size_t nops = cc.n + cc.nmarks;
+    struct kcp_store_op *ops = kcp_calloc(nops ? nops : 1, sizeof(*ops));
     const char *p = cc.keys.data;
     for (size_t i = 0; i < cc.n; i++) {
-        ops[i].type = KCP_STORE_DELETE;
-        ops[i].precond = KCP_STORE_IF_ANY;
-        ops[i].key = p;
-        ops[i].key_len = strlen(p);
+        ops[i] = (struct kcp_store_op){.type = KCP_STORE_DELETE, .key = p, .key_len = strlen(p)};
         p += ops[i].key_len + 1;
     }
+    p = cc.marks.data;
+    for (size_t i = 0; i < cc.nmarks; i++) {
+        struct kcp_store_op *op = &ops[cc.n + i];
+        op->type = KCP_STORE_PUT;
+        op->precond = KCP_STORE_IF_REVISION;
+        op->revision = cc.mark_revs[i];
+        op->key = p;
+        op->key_len = strlen(p);
+        p += op->key_len + 1;
+        op->value = p;
+        op->value_len = strlen(p);
+        p += op->value_len + 1;
+    }
+    if (nops == 0)
+        goto done;
     struct ns_cleanup *c = kcp_calloc(1, sizeof(*c));
+    c->api = api;
+    c->ns = kcp_strdup(ns);
+    c->finished = finished;
     struct kcp_store_entry e = {
-        .wall_s = kcp_clock_wall_s(api->loop->clock),
+        .wall_s = cc.now,
         .verb = "delete",
         .user = "system:serviceaccount:kube-system:namespace-controller",
         .request_id = "namespace-controller",
-        .nops = cc.n,
+        .nops = nops,
         .ops = ops,
     };
     int rc = kcp_store_entry_encode(&c->entry, &e);
@@ -272,10 +331,30 @@ static void namespace_cleanup(struct kcp_api *api, const char *ns)
     if (rc != 0) {
         kcp_log(KCP_LOG_ERROR, "api", "namespace %s cleanup: %s", ns, kcp_error_message(rc));
         kcp_buf_free(&c->entry);
+        free(c->ns);
         free(c);
     }
+done:
     free(ops);
+    free(cc.mark_revs);
     kcp_buf_free(&cc.keys);
+    kcp_buf_free(&cc.marks);
+}
+
+/* Called after an object in namespace ns went away: a terminating namespace may now finish. */
+void api_namespace_changed(struct kcp_api *api, const char *ns)
+{
+    if (!ns)
+        return;
+    struct kcp_buf key = KCP_BUF_INIT;
+    struct kcp_obj *nsobj = NULL;
+    kcp_store_key(&key, "", "namespaces", NULL, ns);
+    if (kcp_store_get(api->store, key.data, key.len, 0, &nsobj) == 0) {
+        if (api_meta_str(nsobj->doc, "deletionTimestamp"))
+            api_namespace_cleanup(api, ns);
+        kcp_obj_unref(nsobj);
+    }
+    kcp_buf_free(&key);
 }
 
 /* ---- deletecollection ---- */

@@ -254,7 +254,7 @@ static void fail_invalid(struct api_req *r, const char *name, json_t *causes)
 
 
 /* Checks the request's namespace exists and is not terminating; 0 or a completed failure. */
-static int check_namespace(struct api_req *r)
+static int check_namespace(struct api_req *r, const char *name)
 {
     if (!r->rsrc->namespaced)
         return 0;
@@ -275,9 +275,9 @@ static int check_namespace(struct api_req *r)
     bool terminating = api_meta_str(ns->doc, "deletionTimestamp") != NULL;
     kcp_obj_unref(ns);
     if (terminating && r->verb == API_VERB_CREATE) {
-        api_fail(r, KCP_EFORBIDDEN, NULL, NULL,
-                 "unable to create new content in namespace %s because it is being terminated",
-                 r->path.namespace_);
+        api_fail(r, KCP_EFORBIDDEN, name, NULL,
+                 "%s \"%s\" is forbidden: unable to create new content in namespace %s because "
+                 "it is being terminated", r->rsrc->resource, name, r->path.namespace_);
         return KCP_EFORBIDDEN;
     }
     return 0;
@@ -360,7 +360,7 @@ void api_create(struct api_req *r)
         return fail_invalid(r, name, causes);
     }
     json_decref(causes);
-    if (check_namespace(r) != 0)
+    if (check_namespace(r, api_meta_str(obj, "name")) != 0)
         return;
     if (dry_run(r))
         return api_respond_object(r, 201, obj);
@@ -401,8 +401,11 @@ static void update_on_done(struct api_req *r, int status, const struct kcp_store
         json_decref(scale);
         return;
     }
-    if (!res->ops[0].obj) /* a marked object whose last finalizer went: it is gone now */
+    if (r->finalizing) { /* a marked object whose last finalizer went: it is gone now */
+        if (r->rsrc->namespaced)
+            api_namespace_changed(r->api, r->path.namespace_);
         return api_respond_object(r, 200, r->obj);
+    }
     api_respond_stored(r, 200, res->ops[0].obj);
 }
 
@@ -536,6 +539,7 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     /* An object being deleted whose last finalizer is removed goes away with this write. */
     bool finalize = api_meta_str(obj, "deletionTimestamp") &&
                     json_array_size(json_object_get(meta, "finalizers")) == 0;
+    r->finalizing = finalize;
     api_propose(r, finalize ? "delete" : "update", r->key.data, r->key.len, finalize ? NULL : obj,
                 KCP_STORE_IF_REVISION, expect);
 }
