@@ -83,11 +83,15 @@ if [[ -x $shared/acceptance/run.sh ]] || [[ -f $shared/acceptance/run.sh ]]; the
   echo "$out" | grep -E '^(== |FAIL|scenarios with|acceptance:)' | head -200
   # Required checks grow as issues land: a scenario named here must pass whole; a check named
   # in required_checks must print "ok" (the rest of its scenario may still fail).
-  required_scenarios=()
+  # Scenarios that pass whole are required so they cannot regress (issues 3 and 4).
+  required_scenarios=(10-discovery 11-crud 12-apply-patch 13-list-watch 14-consistency
+                      16-persistence 17-printing 18-services)
   required_checks=("server version answers" "healthz" "livez")
   p=0; f=0
   for s in "${required_scenarios[@]}"; do
-    if grep -q "^scenarios with failures:.*\b$s\b" <<<"$out"; then f=$((f + 1)); echo "required scenario failed: $s"; else p=$((p + 1)); fi
+    if ! grep -q "^== $s\$" <<<"$out" || grep -qE "^scenarios with failures:.* $s( |\$)" <<<"$out"; then
+      f=$((f + 1)); echo "required scenario failed or did not run: $s"
+    else p=$((p + 1)); fi
   done
   for c in "${required_checks[@]}"; do
     if grep -qE "^ok +$c\$" <<<"$out"; then p=$((p + 1)); else f=$((f + 1)); echo "required check failed: $c"; fi
