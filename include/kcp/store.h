@@ -38,7 +38,7 @@
 /* Lazily built encodings an object can carry, each built once and shared by every reader. */
 enum kcp_obj_encoding {
     KCP_OBJ_ENC_JSON,     /* JSON as served (e.g. re-encoded in upstream field order) */
-    KCP_OBJ_ENC_PROTOBUF, /* the Kubernetes protobuf envelope */
+    KCP_OBJ_ENC_PROTOBUF, /* the object's protobuf message (no envelope), as list items */
     KCP_OBJ_ENC_TABLE,    /* a meta.k8s.io Table row */
     KCP_OBJ_ENC_META,     /* PartialObjectMetadata */
     KCP_OBJ_ENC_MAX

@@ -121,6 +121,8 @@ struct api_filter {
 int api_filter_parse(struct api_req *r, struct api_filter *out);
 bool api_filter_match(const struct api_req *r, const struct api_filter *f, const json_t *obj);
 void api_filter_free(struct api_filter *f);
+/* A protobuf list streamed item by item (list_pb.c); 0 when answered. */
+int api_list_protobuf(struct api_req *r, const struct api_filter *filter, uint64_t rev);
 
 /* ---- watch.c ---- */
 void api_watch(struct api_req *r);

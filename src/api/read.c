@@ -372,6 +372,18 @@ void api_list(struct api_req *r)
         }
     }
     api_key(r, &r->key, NULL);
+    if (r->media.format == API_FORMAT_PROTOBUF && r->media.as == API_AS_OBJECT && lc.limit == 0 &&
+        start.len == 0) {
+        int prc = api_list_protobuf(r, &lc.filter, rev);
+        if (prc == 0)
+            goto done;
+        if (prc == KCP_EGONE)
+            api_fail(r, prc, NULL, NULL, "too old resource version");
+        else if (prc != KCP_ENOTACCEPTABLE)
+            api_fail(r, prc, NULL, NULL, "list: %s", kcp_error_message(prc));
+        if (prc != KCP_ENOTACCEPTABLE)
+            goto done;
+    }
     bool as_json_list = r->media.format == API_FORMAT_JSON && r->media.as == API_AS_OBJECT;
     if (!as_json_list)
         lc.items = json_array();
