@@ -53,6 +53,9 @@ int kcp_codec_normalize(json_t **out, const json_t *in, const struct kcp_schema_
  */
 void kcp_codec_json_write(struct kcp_buf *out, const json_t *v);
 
+/* Encodes a tree as YAML (block style, keys sorted, as upstream writes application/yaml). */
+void kcp_codec_yaml_write(struct kcp_buf *out, const json_t *v);
+
 /* The Kubernetes protobuf envelope: "k8s\0" + runtime.Unknown. Fields are borrowed from buf. */
 struct kcp_codec_envelope {
     const char *api_version; /* NUL-terminated copies owned by the envelope */

@@ -7,6 +7,7 @@
 
 #include "meta.h"
 
+#include <mbedtls/base64.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,24 @@ void api_admit_defaults(const struct kcp_schema_resource *rsrc, json_t *obj)
     json_t *meta = obj_at(obj, "metadata");
     if (is(rsrc, "", "secrets")) {
         set_default(obj, "type", json_string("Opaque"));
+        /* stringData is write-only: merged into data (base64), never stored (upstream). */
+        json_t *sd = json_object_get(obj, "stringData");
+        if (json_is_object(sd)) {
+            json_t *data = obj_at(obj, "data");
+            const char *k;
+            json_t *v;
+            json_object_foreach(sd, k, v) {
+                const char *text = json_string_value(v) ?: "";
+                size_t n = 0, len = strlen(text);
+                mbedtls_base64_encode(NULL, 0, &n, (const unsigned char *)text, len);
+                unsigned char *b64 = kcp_malloc(n + 1);
+                mbedtls_base64_encode(b64, n + 1, &n, (const unsigned char *)text, len);
+                b64[n] = '\0';
+                json_object_set_new(data, k, json_string((char *)b64));
+                free(b64);
+            }
+        }
+        json_object_del(obj, "stringData");
     } else if (is(rsrc, "", "namespaces")) {
         json_t *labels = obj_at(meta, "labels");
         const char *name = json_string_value(json_object_get(meta, "name"));
@@ -225,6 +244,43 @@ static void validate_containers(json_t *causes, const json_t *spec, const char *
     }
 }
 
+static bool config_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > 253 || !strcmp(k, ".") || !strcmp(k, ".."))
+        return false;
+    for (const char *p = k; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+static void validate_keys(json_t *causes, const json_t *map, const char *field)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)map, k, v) {
+        if (config_key_ok(k))
+            continue;
+        char path[512];
+        snprintf(path, sizeof(path), "%s[%s]", field, k);
+        add_cause(causes, "FieldValueInvalid", path,
+                  "Invalid value: \"%s\": a valid config key must consist of alphanumeric "
+                  "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', "
+                  "regex used for validation is '[-._a-zA-Z0-9]+')", k);
+    }
+}
+
+static void validate_replicas(json_t *causes, const json_t *spec, const char *field)
+{
+    const json_t *r = json_object_get(spec, "replicas");
+    if (json_is_integer(r) && json_integer_value(r) < 0)
+        add_cause(causes, "FieldValueInvalid", field,
+                  "Invalid value: %" JSON_INTEGER_FORMAT ": must be greater than or equal to 0",
+                  json_integer_value(r));
+}
+
 json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t *obj,
                            const json_t *old)
 {
@@ -247,6 +303,7 @@ json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t 
         validate_containers(causes, spec, "spec");
     } else if (is(rsrc, "apps", "deployments") || is(rsrc, "apps", "replicasets") ||
                is(rsrc, "apps", "statefulsets") || is(rsrc, "apps", "daemonsets")) {
+        validate_replicas(causes, spec, "spec.replicas");
         if (!json_object_get(spec, "selector"))
             add_cause(causes, "FieldValueRequired", "spec.selector", "Required value");
         validate_containers(causes, json_object_get(json_object_get(spec, "template"), "spec"),
@@ -264,8 +321,13 @@ json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t 
         if (old_ip && *old_ip && ip && strcmp(ip, old_ip) != 0)
             add_cause(causes, "FieldValueInvalid", "spec.clusterIPs[0]",
                       "Invalid value: \"%s\": %s", ip, "may not change once set");
-    } else if ((is(rsrc, "", "configmaps") || is(rsrc, "", "secrets")) && old &&
-               json_is_true(json_object_get(old, "immutable"))) {
+    }
+    if (is(rsrc, "", "configmaps") || is(rsrc, "", "secrets")) {
+        validate_keys(causes, json_object_get(obj, "data"), "data");
+        validate_keys(causes, json_object_get(obj, "binaryData"), "binaryData");
+    }
+    if ((is(rsrc, "", "configmaps") || is(rsrc, "", "secrets")) && old &&
+        json_is_true(json_object_get(old, "immutable"))) {
         if (!json_equal(json_object_get(obj, "data"), json_object_get(old, "data")))
             add_cause(causes, "FieldValueForbidden", "data",
                       "Forbidden: field is immutable when `immutable` is set");

@@ -65,6 +65,7 @@ struct api_req {
     uint64_t expect_revision; /* precondition of the proposal (0 = must not exist) */
     bool client_revision;     /* the client named a resourceVersion: a conflict is theirs */
     bool finalizing;          /* the write removes the last finalizer of a deleted object */
+    uint64_t rv_deadline_ms;  /* a read of a future resourceVersion waits until then */
     void (*retry)(struct api_req *r); /* re-runs the verb after a conflict it caused itself */
 };
 
@@ -153,6 +154,11 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
 /* The Scale subresource of a workload object (autoscaling/v1), and applying one back. */
 json_t *api_scale_of(const struct api_req *r, const json_t *obj);
 int api_scale_apply(json_t *obj, const json_t *scale);
+
+/* Queues a Warning header "<what> field \"<path>\"" (fieldValidation=Warn). */
+void api_warn_field(struct api_req *r, const char *what, const char *path);
+/* 422 for a bad query option, with upstream's details (kind CreateOptions/UpdateOptions/...). */
+void api_fail_options(struct api_req *r, const char *field, const char *value, const char *why);
 
 /* ---- write.c: bodies of other kinds ---- */
 /* Parses a JSON body (patch or options); NULL with a completed 400 on failure. */

@@ -153,8 +153,13 @@ void api_delete(struct api_req *r)
         char ts[32];
         int64_t now = kcp_clock_wall_s(r->api->loop->clock);
         api_meta_time(ts, sizeof(ts), now + (graceful ? grace : 0));
-        if (!api_meta_str(old, "deletionTimestamp"))
+        if (!api_meta_str(old, "deletionTimestamp")) {
             json_object_set_new(m, "deletionTimestamp", json_string(ts));
+            /* Marking for deletion is a change of intent: generation moves (upstream). */
+            json_t *gen = json_object_get(m, "generation");
+            if (json_is_integer(gen))
+                json_object_set_new(m, "generation", json_integer(json_integer_value(gen) + 1));
+        }
         json_object_set_new(m, "deletionGracePeriodSeconds", json_integer(graceful ? grace : 0));
         if (add_fin) {
             const char *f = !strcmp(o.propagation, "Foreground") ? "foregroundDeletion" : "orphan";
@@ -282,6 +287,16 @@ void api_namespace_cleanup(struct kcp_api *api, const char *ns)
             collect(api->store, &cc, res->group, res->resource, ns);
     }
     bool finished = cc.held == 0;
+    /* The namespace's own finalizers (metadata) hold it too, until their owners remove them. */
+    struct kcp_buf nsk = KCP_BUF_INIT;
+    struct kcp_obj *nsobj = NULL;
+    kcp_store_key(&nsk, "", "namespaces", NULL, ns);
+    if (kcp_store_get(api->store, nsk.data, nsk.len, 0, &nsobj) == 0) {
+        if (json_array_size(json_object_get(json_object_get(nsobj->doc, "metadata"), "finalizers")))
+            finished = false;
+        kcp_obj_unref(nsobj);
+    }
+    kcp_buf_free(&nsk);
     if (finished) {
         struct kcp_buf nskey = KCP_BUF_INIT;
         kcp_store_key(&nskey, "", "namespaces", NULL, ns);

@@ -167,11 +167,17 @@ static void patch_run(struct api_req *r)
         }
         const char *fv = api_query(r, "fieldValidation");
         if (json_array_size(unknown) && fv && strcmp(fv, "Strict") == 0) {
+            const char *path = json_string_value(json_array_get(unknown, 0));
+            api_fail(r, KCP_EBADREQUEST, NULL, NULL, "strict decoding error: unknown field \"%s\"",
+                     path[0] == '.' ? path + 1 : path);
             json_decref(unknown);
-            api_fail(r, KCP_EBADREQUEST, NULL, NULL,
-                     "strict decoding error: unknown field \"%s\"",
-                     json_string_value(json_array_get(unknown, 0)) + 1);
             goto done;
+        }
+        if (!fv || strcmp(fv, "Ignore") != 0) {
+            size_t i;
+            json_t *path;
+            json_array_foreach(unknown, i, path)
+                api_warn_field(r, "unknown", json_string_value(path));
         }
         json_decref(unknown);
         /* Fields a patch may not move: kind, apiVersion, name, namespace. */

@@ -124,6 +124,53 @@ void api_filter_free(struct api_filter *f)
 
 /* ---- resourceVersion parameters ---- */
 
+/* A read that names a revision the store has not reached waits for it, up to 3 s (upstream). */
+#define RV_WAIT_MS 3000
+#define RV_POLL_MS 20
+
+struct rv_wait {
+    uv_timer_t timer;
+    struct api_req *r;
+};
+
+static void rv_wait_on_closed(uv_handle_t *h)
+{
+    struct rv_wait *w = h->data;
+    struct api_req *r = w->r;
+    free(w);
+    r->in_store = false;
+    if (r->gone) {
+        api_req_finish(r);
+        return;
+    }
+    if (r->verb == API_VERB_GET)
+        api_get(r);
+    else
+        api_list(r);
+}
+
+static void rv_wait_on_timer(uv_timer_t *t)
+{
+    uv_close((uv_handle_t *)t, rv_wait_on_closed);
+}
+
+/* 1 when the request was parked to be retried, 0 when the deadline passed. */
+static int rv_wait(struct api_req *r)
+{
+    uint64_t now = kcp_clock_now_ms(r->api->loop->clock);
+    if (!r->rv_deadline_ms)
+        r->rv_deadline_ms = now + RV_WAIT_MS;
+    if (now >= r->rv_deadline_ms)
+        return 0;
+    struct rv_wait *w = kcp_calloc(1, sizeof(*w));
+    w->r = r;
+    uv_timer_init(&r->api->loop->uv, &w->timer);
+    w->timer.data = w;
+    uv_timer_start(&w->timer, rv_wait_on_timer, RV_POLL_MS, 0);
+    r->in_store = true; /* keeps r alive if the client leaves meanwhile */
+    return 1;
+}
+
 /* The revision a read asks for: 0 = latest. Completes the request on a bad value. */
 static int read_revision(struct api_req *r, uint64_t *out)
 {
@@ -153,8 +200,17 @@ static int read_revision(struct api_req *r, uint64_t *out)
     if (match && strcmp(match, "Exact") == 0)
         *out = n;
     else if (n > kcp_store_revision(r->api->store)) {
-        api_fail(r, KCP_ETIMEOUT, NULL, NULL, "Too large resource version: %llu, current: %" PRIu64,
-                 n, kcp_store_revision(r->api->store));
+        if (rv_wait(r))
+            return 1;
+        /* client-go looks for this cause (and retries after a second). */
+        char msg[128];
+        snprintf(msg, sizeof(msg), "Too large resource version: %llu, current: %" PRIu64, n,
+                 kcp_store_revision(r->api->store));
+        json_t *causes = json_pack("[{s:s, s:s}]", "reason", "ResourceVersionTooLarge", "message",
+                                   "Too large resource version");
+        if (r->res)
+            kcp_http_set_header(r->res, "Retry-After", "1");
+        api_fail(r, KCP_ETIMEOUT, NULL, causes, "%s", msg);
         return KCP_ETIMEOUT;
     }
     return 0;

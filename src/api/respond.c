@@ -23,9 +23,22 @@ const char *api_group_version(const struct kcp_schema_resource *rsrc, char *buf,
 static void respond_status(struct api_req *r, int code, json_t *status)
 {
     struct kcp_buf b = KCP_BUF_INIT;
-    kcp_codec_json_write(&b, status);
+    struct kcp_codec_err err;
+    /* A client that prefers protobuf gets its Status in protobuf (WIRE.md §5). */
+    if (r->media.format == API_FORMAT_PROTOBUF && kcp_codec_pb_encode_object(&b, status, &err) == 0) {
+        json_decref(status);
+        api_respond_json_text(r, code, "application/vnd.kubernetes.protobuf", b.data, b.len);
+        kcp_buf_free(&b);
+        return;
+    }
+    kcp_buf_reset(&b);
+    bool yaml = r->media.format == API_FORMAT_YAML;
+    if (yaml)
+        kcp_codec_yaml_write(&b, status);
+    else
+        kcp_codec_json_write(&b, status);
     json_decref(status);
-    api_respond_json_text(r, code, "application/json", b.data, b.len);
+    api_respond_json_text(r, code, yaml ? "application/yaml" : "application/json", b.data, b.len);
     kcp_buf_free(&b);
 }
 
@@ -49,7 +62,7 @@ void api_fail(struct api_req *r, int err, const char *name, json_t *causes, cons
     json_object_set_new(st, "status", json_string("Failure"));
     json_object_set_new(st, "message", json_string(msg));
     json_object_set_new(st, "reason", json_string(kcp_error_reason(err)));
-    if (name || causes || err == KCP_ETOOMANY) {
+    if (name || causes || err == KCP_ETOOMANY || err == KCP_ETIMEOUT) {
         json_t *d = json_object();
         if (name) {
             json_object_set_new(d, "name", json_string(name));
@@ -62,7 +75,7 @@ void api_fail(struct api_req *r, int err, const char *name, json_t *causes, cons
         }
         if (causes)
             json_object_set_new(d, "causes", causes);
-        if (err == KCP_ETOOMANY)
+        if (err == KCP_ETOOMANY || err == KCP_ETIMEOUT)
             json_object_set_new(d, "retryAfterSeconds", json_integer(1));
         json_object_set_new(st, "details", d);
     }
@@ -70,6 +83,36 @@ void api_fail(struct api_req *r, int err, const char *name, json_t *causes, cons
     if (err == KCP_ETOOMANY)
         kcp_http_set_header(r->res, "Retry-After", "1");
     respond_status(r, code, st);
+}
+
+void api_fail_options(struct api_req *r, const char *field, const char *value, const char *why)
+{
+    const char *kind = r->verb == API_VERB_UPDATE ? "UpdateOptions"
+                       : r->verb == API_VERB_PATCH ? "PatchOptions"
+                       : r->verb == API_VERB_DELETE ? "DeleteOptions"
+                                                    : "CreateOptions";
+    char msg[512];
+    snprintf(msg, sizeof(msg), "Unsupported value: \"%s\": %s", value, why);
+    json_t *st = json_object();
+    json_object_set_new(st, "kind", json_string("Status"));
+    json_object_set_new(st, "apiVersion", json_string("v1"));
+    json_object_set_new(st, "metadata", json_object());
+    json_object_set_new(st, "status", json_string("Failure"));
+    char *text = kcp_sprintf("%s.meta.k8s.io \"\" is invalid: %s: %s", kind, field, msg);
+    json_object_set_new(st, "message", json_string(text));
+    free(text);
+    json_object_set_new(st, "reason", json_string("Invalid"));
+    json_object_set_new(st, "details",
+                        json_pack("{s:s, s:s, s:[{s:s, s:s, s:s}]}", "group", "meta.k8s.io",
+                                  "kind", kind, "causes", "reason", "FieldValueNotSupported",
+                                  "message", msg, "field", field));
+    json_object_set_new(st, "code", json_integer(422));
+    if (r->gone || !r->res) {
+        json_decref(st);
+        api_req_finish(r);
+        return;
+    }
+    respond_status(r, 422, st);
 }
 
 void api_fail_object(struct api_req *r, int err, const char *name)
@@ -171,6 +214,9 @@ void api_respond_object(struct api_req *r, int code, const json_t *obj)
             kcp_buf_reset(&b);
             kcp_codec_json_write(&b, obj);
         }
+    } else if (r->media.format == API_FORMAT_YAML) {
+        kcp_codec_yaml_write(&b, obj);
+        ct = "application/yaml";
     } else {
         kcp_codec_json_write(&b, obj);
     }

@@ -184,6 +184,18 @@ static void watch_on_event(struct kcp_store_watch *sw, const struct kcp_store_ev
         bool now = api_filter_match(w->r, &w->filter, obj);
         bool before = ev->prev && api_filter_match(w->r, &w->filter, ev->prev->doc);
         type = now && before ? "MODIFIED" : now ? "ADDED" : before ? "DELETED" : NULL;
+        if (type && !strcmp(type, "DELETED")) {
+            /* Leaving the selection: the object as the watcher knew it, at the new revision. */
+            json_t *gone = json_deep_copy(ev->prev->doc);
+            char rvs[32];
+            snprintf(rvs, sizeof(rvs), "%" PRIu64, ev->revision);
+            json_object_set_new(json_object_get(gone, "metadata"), "resourceVersion", json_string(rvs));
+            int wrc = write_event(w, type, gone);
+            json_decref(gone);
+            if (wrc != 0)
+                watch_end(w);
+            return;
+        }
         break;
     }
     case KCP_STORE_DELETED:
@@ -330,8 +342,13 @@ void api_watch(struct api_req *r)
     }
     if (timeout_s > 0)
         uv_timer_start(&w->timeout, timeout_on_fire, (uint64_t)timeout_s * 1000, 0);
-    if (w->bookmarks)
-        uv_timer_start(&w->bookmark, bookmark_on_fire, BOOKMARK_MS, BOOKMARK_MS);
+    if (w->bookmarks) {
+        /* One bookmark shortly before a timeout, so a client resumes from recent progress. */
+        uint64_t first = BOOKMARK_MS;
+        if (timeout_s > 2 && (uint64_t)(timeout_s - 2) * 1000 < first)
+            first = (uint64_t)(timeout_s - 2) * 1000;
+        uv_timer_start(&w->bookmark, bookmark_on_fire, first, BOOKMARK_MS);
+    }
 }
 
 void kcp_api_stop_watches(struct kcp_api *api)

@@ -73,8 +73,7 @@ void api_propose(struct api_req *r, const char *verb, const char *key, size_t ke
 
 /* ---- decoding ---- */
 
-/* Queues a Warning header: "unknown field" and friends under fieldValidation=Warn. */
-static void warn_field(struct api_req *r, const char *what, const char *path)
+void api_warn_field(struct api_req *r, const char *what, const char *path)
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s field \"%s\"", what, path[0] == '.' ? path + 1 : path);
@@ -119,10 +118,11 @@ json_t *api_decode_body(struct api_req *r)
         snprintf(gv, sizeof(gv), "%s/%s", group, version);
     else
         snprintf(gv, sizeof(gv), "%s", version);
-    if (!body_kind || !*body_kind) {
-        api_fail(r, KCP_EBADREQUEST, NULL, NULL, "Object 'Kind' is missing in the request body");
-        goto done;
-    }
+    /* Like upstream's decoder, a body without kind/apiVersion takes them from the URL. */
+    if (!body_kind || !*body_kind)
+        body_kind = kind;
+    if (body_av && !*body_av)
+        body_av = NULL;
     if (strcmp(body_kind, kind) != 0 || (body_av && strcmp(body_av, gv) != 0)) {
         api_fail(r, KCP_EBADREQUEST, NULL, NULL,
                  "the API version in the data (%s) does not match the expected API version (%s)",
@@ -139,13 +139,19 @@ json_t *api_decode_body(struct api_req *r)
                  kind, version, kind, err.msg);
         goto done;
     }
+    /* kind and apiVersion lead, as upstream writes them. */
+    json_t *rest = out;
+    out = json_object();
+    json_object_set_new(out, "kind", json_string(kind));
     json_object_set_new(out, "apiVersion", json_string(gv));
+    json_object_update_missing(out, rest);
+    json_decref(rest);
     const char *fv = api_query(r, "fieldValidation");
     if (fv && *fv && strcmp(fv, "Strict") != 0 && strcmp(fv, "Warn") != 0 && strcmp(fv, "Ignore") != 0) {
         json_decref(out);
         out = NULL;
-        api_fail(r, KCP_EBADREQUEST, NULL, NULL,
-                 "fieldValidation must be one of Ignore, Warn, Strict; got %s", fv);
+        api_fail_options(r, "fieldValidation", fv,
+                         "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\"");
         goto done;
     }
     size_t i;
@@ -171,9 +177,9 @@ json_t *api_decode_body(struct api_req *r)
     }
     if (!fv || strcmp(fv, "Ignore") != 0) {
         json_array_foreach(unknown, i, path)
-            warn_field(r, "unknown", json_string_value(path));
+            api_warn_field(r, "unknown", json_string_value(path));
         json_array_foreach(dups, i, path)
-            warn_field(r, "duplicate", json_string_value(path));
+            api_warn_field(r, "duplicate", json_string_value(path));
     }
 done:
     json_decref(in);
@@ -227,8 +233,7 @@ static int check_dry_run_param(struct api_req *r)
 {
     const char *d = api_query(r, "dryRun");
     if (d && *d && strcmp(d, "All") != 0) {
-        api_fail(r, KCP_EINVALID, NULL, NULL,
-                 "Invalid dryRun value: %s: supported values: \"All\"", d);
+        api_fail_options(r, "dryRun", d, "supported values: \"All\"");
         return KCP_EINVALID;
     }
     return 0;
@@ -264,6 +269,8 @@ static int check_namespace(struct api_req *r, const char *name)
     int rc = kcp_store_get(r->api->store, key.data, key.len, 0, &ns);
     kcp_buf_free(&key);
     if (rc == KCP_ENOTFOUND) {
+        /* The details name the namespace, as the message does; r completes here. */
+        r->rsrc = kcp_schema_resource_find("", "v1", "namespaces");
         api_fail(r, KCP_ENOTFOUND, r->path.namespace_, NULL, "namespaces \"%s\" not found",
                  r->path.namespace_);
         return rc;
@@ -275,7 +282,11 @@ static int check_namespace(struct api_req *r, const char *name)
     bool terminating = api_meta_str(ns->doc, "deletionTimestamp") != NULL;
     kcp_obj_unref(ns);
     if (terminating && r->verb == API_VERB_CREATE) {
-        api_fail(r, KCP_EFORBIDDEN, name, NULL,
+        char *msg = kcp_sprintf("namespace %s is being terminated", r->path.namespace_);
+        json_t *causes = json_pack("[{s:s, s:s, s:s}]", "reason", "NamespaceTerminating",
+                                   "message", msg, "field", "metadata.namespace");
+        free(msg);
+        api_fail(r, KCP_EFORBIDDEN, name, causes,
                  "%s \"%s\" is forbidden: unable to create new content in namespace %s because "
                  "it is being terminated", r->rsrc->resource, name, r->path.namespace_);
         return KCP_EFORBIDDEN;
@@ -362,9 +373,15 @@ void api_create(struct api_req *r)
     json_decref(causes);
     if (check_namespace(r, api_meta_str(obj, "name")) != 0)
         return;
-    if (dry_run(r))
-        return api_respond_object(r, 201, obj);
     api_key(r, &r->key, api_meta_str(obj, "name"));
+    if (dry_run(r)) {
+        struct kcp_obj *existing = NULL;
+        if (kcp_store_get(r->api->store, r->key.data, r->key.len, 0, &existing) == 0) {
+            kcp_obj_unref(existing);
+            return api_fail_object(r, KCP_EEXIST, api_meta_str(obj, "name"));
+        }
+        return api_respond_object(r, 201, obj);
+    }
     r->cont = create_on_done;
     api_propose(r, "create", r->key.data, r->key.len, obj, KCP_STORE_IF_ABSENT, 0);
 }
@@ -500,10 +517,17 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
             size_t k;
             json_t *g;
             json_array_foreach(of, k, g) known = known || json_equal(f, g);
-            if (!known)
-                return api_fail(r, KCP_EFORBIDDEN, name, NULL,
-                                "no new finalizers can be added if the object is being deleted, "
-                                "found new finalizers [\"%s\"]", json_string_value(f));
+            if (!known) {
+                char *msg = kcp_sprintf("Forbidden: no new finalizers can be added if the object "
+                                        "is being deleted, found new finalizers []string{\"%s\"}",
+                                        json_string_value(f));
+                json_t *causes = json_pack("[{s:s, s:s, s:s}]", "reason", "FieldValueForbidden",
+                                           "message", msg, "field", "metadata.finalizers");
+                api_fail(r, KCP_EINVALID, name, causes, "%s \"%s\" is invalid: metadata.finalizers: %s",
+                         r->rsrc->kind, name, msg);
+                free(msg);
+                return;
+            }
         }
     }
     if (json_object_get(old_meta, "generation") && spec_changed(obj, old))
@@ -562,6 +586,14 @@ void api_update(struct api_req *r)
                             "the namespace of the provided object does not match the namespace "
                             "sent on the request");
         }
+    }
+    const char *body_name = api_meta_str(body, "name");
+    if (body_name && *body_name && strcmp(body_name, r->path.name) != 0) {
+        api_fail(r, KCP_EBADREQUEST, NULL, NULL,
+                 "the name of the object (%s) does not match the name on the URL (%s)", body_name,
+                 r->path.name);
+        json_decref(body);
+        return;
     }
     api_key(r, &r->key, r->path.name);
     struct kcp_obj *current = NULL;
