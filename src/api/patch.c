@@ -93,7 +93,7 @@ static void patch_run(struct api_req *r)
     enum api_body_type type;
     json_t *patch = NULL, *target = NULL, *result = NULL, *obj = NULL;
     struct kcp_obj *current = NULL;
-    char *msg = NULL;
+    char *msg = NULL, *want_rv = NULL;
     api_media_body_type(&type, kcp_http_header(r->http, "Content-Type"));
     if (!(patch = api_parse_json_body(r)))
         return;
@@ -143,12 +143,10 @@ static void patch_run(struct api_req *r)
     }
     const char *patched_rv = api_meta_str(result, "resourceVersion");
     const char *stored_rv = api_meta_str(scale ? target : current->doc, "resourceVersion");
-    if (patched_rv && stored_rv && strcmp(patched_rv, stored_rv) != 0) {
-        /* The patch named a resourceVersion: a precondition (kubectl diff, apply --force). */
-        r->client_revision = true;
-        api_fail_object(r, KCP_ECONFLICT, r->path.name);
-        goto done;
-    }
+    /* A patch that names another resourceVersion makes it a precondition (kubectl diff,
+     * apply --force): kept on the object so apply decides the conflict. */
+    bool precondition = patched_rv && stored_rv && strcmp(patched_rv, stored_rv) != 0;
+    want_rv = precondition ? kcp_strdup(patched_rv) : NULL;
     if (scale) {
         obj = json_deep_copy(current->doc);
         json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
@@ -185,12 +183,18 @@ static void patch_run(struct api_req *r)
         json_object_set(obj, "apiVersion", json_object_get(current->doc, "apiVersion"));
         json_object_del(json_object_get(obj, "metadata"), "resourceVersion");
     }
+    if (want_rv) {
+        json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(want_rv));
+        free(want_rv);
+        want_rv = NULL;
+    }
     r->retry = patch_run;
     json_decref(r->obj);
     r->obj = NULL;
     api_write_update(r, current, obj);
     obj = NULL;
 done:
+    free(want_rv);
     json_decref(patch);
     json_decref(target);
     json_decref(result);

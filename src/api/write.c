@@ -465,10 +465,12 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
         expect = strtoull(rv, &end, 10);
         if (*end)
             return api_fail(r, KCP_EBADREQUEST, NULL, NULL, "invalid resourceVersion: %s", rv);
+        /* A stale resourceVersion is not refused here: the entry carries it as a precondition
+         * and apply rejects it, so every replica decides the conflict alike and history can
+         * record it as a branch. */
         r->client_revision = true;
-        if (expect != current->mod_revision)
-            return api_fail_object(r, KCP_ECONFLICT, name);
     }
+    bool stale = expect != current->mod_revision;
     const char *uid = json_string_value(json_object_get(meta, "uid"));
     const char *old_uid = json_string_value(json_object_get(old_meta, "uid"));
     if (uid && *uid && old_uid && strcmp(uid, old_uid) != 0)
@@ -544,6 +546,8 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     json_decref(causes);
     if (check_dry_run_param(r) != 0)
         return;
+    if (dry_run(r) && stale)
+        return api_fail_object(r, KCP_ECONFLICT, name);
     if (dry_run(r)) {
         char rvs[32];
         snprintf(rvs, sizeof(rvs), "%" PRIu64, current->mod_revision);
@@ -555,7 +559,7 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     json_object_del(json_object_get(old_bare, "metadata"), "resourceVersion");
     bool same = json_equal(old_bare, obj);
     json_decref(old_bare);
-    if (same)
+    if (same && !stale)
         return api_respond_stored(r, 200, current);
     api_key(r, &r->key, name);
     r->cont = update_on_done;

@@ -20,7 +20,7 @@ k() { kubectl --kubeconfig "$kc" "$@"; }
 # add_counts FILE NAME: prints a python group's check lines and adds up its summary line.
 add_counts() {
   local out=$1 name=$2 line
-  grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$out"
+  grep -a -v -E '^[0-9]+ passed, [0-9]+ failed$' "$out"
   line=$(tail -1 "$out")
   if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
     PASS=$((PASS + BASH_REMATCH[1])); FAIL=$((FAIL + BASH_REMATCH[2]))
