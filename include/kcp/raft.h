@@ -17,8 +17,8 @@
  * Node ids are non-zero; 0 means "none" wherever an id is expected.
  */
 
-#define KCP_RAFT_MAX_SERVERS 16 /* members of one configuration, voters and learners */
-#define KCP_RAFT_ADDR_MAX 256   /* bytes of a server address, NUL included */
+#define KCP_RAFT_MAX_SERVERS 16   /* members of one configuration, voters and learners */
+#define KCP_RAFT_ADDR_MAX 256     /* bytes of a server address, NUL included */
 #define KCP_RAFT_MAX_PROPOSE 1024 /* payloads in one propose event */
 
 struct kcp_raft;
@@ -76,7 +76,7 @@ int kcp_raft_config_decode(struct kcp_raft_config *out, const void *data, size_t
 struct kcp_raft_hard_state {
     uint64_t term;
     uint64_t vote;   /* who this server voted for in term, or 0 */
-    uint64_t commit; /* a hint: reloading a lower value is safe */
+    uint64_t commit; /* a hint, never past the durable log: reloading a lower value is safe */
 };
 
 /* The last entry a snapshot covers and the configuration as of that entry. */
@@ -90,18 +90,18 @@ struct kcp_raft_snapshot_meta {
 /* Messages between servers. The transport encodes them with kcp_raft_msg_encode().            */
 
 enum kcp_raft_msg_type {
-    KCP_RAFT_MSG_APPEND = 1,     /* AppendEntries (§3.5) */
-    KCP_RAFT_MSG_APPEND_RESP,    /* success: index = match; reject: index = prev, hint */
-    KCP_RAFT_MSG_VOTE,           /* RequestVote (§3.4) */
+    KCP_RAFT_MSG_APPEND = 1,  /* AppendEntries (§3.5) */
+    KCP_RAFT_MSG_APPEND_RESP, /* success: index = match; reject: index = prev, hint */
+    KCP_RAFT_MSG_VOTE,        /* RequestVote (§3.4) */
     KCP_RAFT_MSG_VOTE_RESP,
-    KCP_RAFT_MSG_PREVOTE,        /* §9.6; term is the sender's term + 1 */
+    KCP_RAFT_MSG_PREVOTE, /* §9.6; term is the sender's term + 1 */
     KCP_RAFT_MSG_PREVOTE_RESP,
-    KCP_RAFT_MSG_SNAPSHOT,       /* one InstallSnapshot chunk (§5.3) */
+    KCP_RAFT_MSG_SNAPSHOT, /* one InstallSnapshot chunk (§5.1, Figure 5.3) */
     KCP_RAFT_MSG_SNAPSHOT_RESP,
-    KCP_RAFT_MSG_TIMEOUT_NOW,    /* leadership transfer (§3.10) */
-    KCP_RAFT_MSG_READ_INDEX,     /* a follower's read, forwarded to the leader (§6.4) */
+    KCP_RAFT_MSG_TIMEOUT_NOW, /* leadership transfer (§3.10) */
+    KCP_RAFT_MSG_READ_INDEX,  /* a follower's read, forwarded to the leader (§6.4) */
     KCP_RAFT_MSG_READ_INDEX_RESP,
-    KCP_RAFT_MSG_HEARTBEAT,      /* empty AppendEntries without log matching; carries seq */
+    KCP_RAFT_MSG_HEARTBEAT, /* empty AppendEntries without log matching; carries seq */
     KCP_RAFT_MSG_HEARTBEAT_RESP,
 };
 #define KCP_RAFT_MSG_TYPE_MAX KCP_RAFT_MSG_HEARTBEAT_RESP
@@ -113,48 +113,48 @@ struct kcp_raft_msg {
     uint64_t to;
     uint64_t term;
     union {
-        struct {
+        struct kcp_raft_msg_append {
             uint64_t prev_index, prev_term, commit;
             size_t n_entries;
             const struct kcp_raft_entry *entries; /* index = prev_index + 1 + i */
         } append;
-        struct {
+        struct kcp_raft_msg_append_resp {
             bool reject;
             uint64_t index; /* success: last index known to match; reject: the prev_index */
             uint64_t hint;  /* reject: the follower's guess at the last index that matches */
         } append_resp;
-        struct {
+        struct kcp_raft_msg_vote {
             uint64_t last_index, last_term;
             bool transfer; /* sent because of TimeoutNow: ignore the leader lease (§3.10) */
         } vote;            /* VOTE and PREVOTE */
-        struct {
+        struct kcp_raft_msg_vote_resp {
             bool granted;
         } vote_resp; /* VOTE_RESP and PREVOTE_RESP */
-        struct {
+        struct kcp_raft_msg_snapshot {
             uint64_t index, term; /* the snapshot's last entry */
             uint64_t offset;
             bool last;
             const struct kcp_raft_config *config; /* configuration as of index */
             struct kcp_raft_buf data;
         } snapshot;
-        struct {
+        struct kcp_raft_msg_snapshot_resp {
             uint64_t index;  /* the snapshot's index */
             uint64_t offset; /* the next byte the follower expects */
             bool done;       /* installed: the follower's log now starts after index */
         } snapshot_resp;
-        struct {
+        struct kcp_raft_msg_read_index {
             uint64_t token;
         } read_index;
-        struct {
+        struct kcp_raft_msg_read_index_resp {
             uint64_t token;
             uint64_t index;
             bool ok; /* false: the receiver is not (or no longer) leader */
         } read_index_resp;
-        struct {
+        struct kcp_raft_msg_heartbeat {
             uint64_t commit; /* min(leader commit, follower's match): safe to adopt */
             uint64_t seq;    /* ReadIndex round (§6.4) */
         } heartbeat;
-        struct {
+        struct kcp_raft_msg_heartbeat_resp {
             uint64_t seq;
         } heartbeat_resp;
     };
@@ -183,8 +183,8 @@ enum kcp_raft_event_type {
      * snapshot) and the state machine's applied index (>= snapshot index). Everything is copied.
      */
     KCP_RAFT_EV_START = 1,
-    KCP_RAFT_EV_TICK,     /* time passed (now_ms); call at the update's next_deadline_ms */
-    KCP_RAFT_EV_RECEIVE,  /* a message for this server; borrowed for the call */
+    KCP_RAFT_EV_TICK,      /* time passed (now_ms); call at the update's next_deadline_ms */
+    KCP_RAFT_EV_RECEIVE,   /* a message for this server; borrowed for the call */
     KCP_RAFT_EV_PERSISTED, /* entries of earlier updates are durable up to (index, term) */
     /*
      * The last chunk of a snapshot handed out in update.chunks is durable (staged): the core
@@ -252,7 +252,7 @@ struct kcp_raft_event {
         struct {
             uint64_t index;
         } compact;
-        struct {
+        struct kcp_raft_ev_chunk {
             uint64_t to, index, offset;
             struct kcp_raft_buf data; /* borrowed for the call */
             bool last;
@@ -360,9 +360,9 @@ struct kcp_raft_options {
     uint32_t max_batch_entries; /* entries in one AppendEntries */
     size_t max_batch_bytes;
     size_t snapshot_chunk_bytes;
-    uint64_t compact_trailing;  /* entries kept before a snapshot's index for slow followers */
-    uint64_t catchup_margin;    /* a learner is caught up when match + margin >= commit */
-    uint32_t read_timeout_ms;   /* pending reads fail with KCP_ETIMEOUT after this */
+    uint64_t compact_trailing; /* entries kept before a snapshot's index for slow followers */
+    uint64_t catchup_margin;   /* a learner is caught up when match + margin >= commit */
+    uint32_t read_timeout_ms;  /* pending reads fail with KCP_ETIMEOUT after this */
     uint32_t max_pending_reads;
 };
 /* Defaults: 1000 ms election timeout, 100 ms heartbeat, PreVote and CheckQuorum on, ... */

@@ -1,7 +1,6 @@
 /* Raft core: lifecycle, the role state machine, event dispatch and assembly of the update. */
 #include "raft_int.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,13 +10,15 @@
  * follower covers a new term or a new leader; a candidate may start over as a pre-candidate
  * when its election times out (§9.6).
  */
+/* clang-format off */
 static const bool role_allowed[4][4] = {
-    /*                         FOLLOWER PRECAND CAND   LEADER */
-    [KCP_RAFT_FOLLOWER] = {true, true, true, false},
-    [KCP_RAFT_PRECANDIDATE] = {true, true, true, false},
-    [KCP_RAFT_CANDIDATE] = {true, true, true, true},
-    [KCP_RAFT_LEADER] = {true, false, false, false},
+    /* from \ to              FOLLOWER  PRECANDIDATE  CANDIDATE  LEADER */
+    [KCP_RAFT_FOLLOWER]     = {true,     true,         true,      false},
+    [KCP_RAFT_PRECANDIDATE] = {true,     true,         true,      false},
+    [KCP_RAFT_CANDIDATE]    = {true,     true,         true,      true},
+    [KCP_RAFT_LEADER]       = {true,     false,        false,     false},
 };
+/* clang-format on */
 
 const char *kcp_raft_role_name(enum kcp_raft_role role)
 {
@@ -36,11 +37,13 @@ const char *kcp_raft_role_name(enum kcp_raft_role role)
 
 void raft_become(struct kcp_raft *r, int role)
 {
-    assert(role >= KCP_RAFT_FOLLOWER && role <= KCP_RAFT_LEADER);
-    if (r->role == RAFT_ROLE_NONE)
-        assert(role == KCP_RAFT_FOLLOWER);
-    else
-        assert(role_allowed[r->role][role]);
+    /* Checked in release builds too: a core in an impossible role must not go on. */
+    bool ok = r->role == RAFT_ROLE_NONE ? role == KCP_RAFT_FOLLOWER : role_allowed[r->role][role];
+    if (!ok) {
+        kcp_log(KCP_LOG_ERROR, "raft", "%llu: illegal transition %d -> %d",
+                (unsigned long long)r->id, r->role, role);
+        abort();
+    }
     if (r->role != role)
         KCP_LOG_V(3, "raft", "%llu: %s -> %s in term %llu", (unsigned long long)r->id,
                   r->role == RAFT_ROLE_NONE ? "none" : kcp_raft_role_name(r->role),
@@ -50,8 +53,9 @@ void raft_become(struct kcp_raft *r, int role)
 
 void raft_become_follower(struct kcp_raft *r, uint64_t term, uint64_t leader)
 {
-    bool changed = term > r->term || leader != r->leader_id || r->role != KCP_RAFT_FOLLOWER;
-    if (term > r->term) {
+    bool new_term = term > r->term;
+    bool changed = new_term || leader != r->leader_id || r->role != KCP_RAFT_FOLLOWER;
+    if (new_term) {
         r->term = term;
         r->vote = 0;
     }
@@ -62,7 +66,7 @@ void raft_become_follower(struct kcp_raft *r, uint64_t term, uint64_t leader)
         r->transfer_target = 0;
     }
     raft_become(r, KCP_RAFT_FOLLOWER);
-    if (leader != r->leader_id) {
+    if (new_term || leader != r->leader_id) {
         /* Acknowledgements are only meaningful to the leader whose messages showed a match. */
         r->ack_index = 0;
         r->ack_sent = 0;
@@ -154,8 +158,14 @@ void raft_out_caught_up(struct kcp_raft *r, uint64_t id)
     o->caught_up[o->n_caught_up++] = id;
 }
 
+/*
+ * §4.2.3: a leader was heard from within an election timeout. A leader is in its own lease:
+ * with CheckQuorum it resigns by itself once it stops hearing from a majority.
+ */
 bool raft_in_lease(const struct kcp_raft *r)
 {
+    if (r->role == KCP_RAFT_LEADER)
+        return true;
     return r->leader_id != 0 && r->now < r->leader_seen + r->o.election_timeout_ms;
 }
 
@@ -248,13 +258,15 @@ static int start(struct kcp_raft *r, const struct kcp_raft_event *ev)
     uint64_t snap_index = snap ? snap->index : 0;
     if (r->role != RAFT_ROLE_NONE)
         return KCP_EINVAL;
-    if (snap && (!snap->index || !snap->term || !snap->config))
+    if (snap && (!snap->index || !snap->term || !snap->config || snap->index >= RAFT_LIMIT))
+        return KCP_EINVAL;
+    if (ev->start.hard_state.term >= RAFT_LIMIT || (n && e[0].index >= RAFT_LIMIT - n))
         return KCP_EINVAL;
     if (n && (e[0].index == 0 || e[0].index > snap_index + 1))
         return KCP_EINVAL;
     for (size_t i = 0; i < n; i++) {
-        if ((i && (e[i].index != e[i - 1].index + 1 || e[i].term < e[i - 1].term)) ||
-            !e[i].term || e[i].type < KCP_RAFT_ENTRY_NORMAL || e[i].type > KCP_RAFT_ENTRY_CONFIG)
+        if ((i && (e[i].index != e[i - 1].index + 1 || e[i].term < e[i - 1].term)) || !e[i].term ||
+            e[i].type < KCP_RAFT_ENTRY_NORMAL || e[i].type > KCP_RAFT_ENTRY_CONFIG)
             return KCP_EINVAL;
         if (e[i].type == KCP_RAFT_ENTRY_CONFIG) {
             struct kcp_raft_config c;
@@ -301,6 +313,7 @@ static int start(struct kcp_raft *r, const struct kcp_raft_event *ev)
     if (r->commit > last)
         r->commit = last;
     r->hs_reported = (struct kcp_raft_hard_state){r->term, r->vote, r->commit};
+    /* (commit <= last == persisted here, so this matches what finish() computes.) */
     raft_become(r, KCP_RAFT_FOLLOWER);
     r->role_reported = KCP_RAFT_FOLLOWER;
     raft_election_reset_timer(r);
@@ -327,8 +340,14 @@ static bool is_leader_msg(enum kcp_raft_msg_type t)
 /* Term rules common to every message (§3.3), then dispatch by type. */
 static void receive(struct kcp_raft *r, const struct kcp_raft_msg *m)
 {
-    if (m->to != r->id || !m->from || m->from == r->id || !m->term || m->type < 1 ||
-        m->type > KCP_RAFT_MSG_TYPE_MAX)
+    if (m->to != r->id || !m->from || m->from == r->id || !m->term || m->term >= RAFT_LIMIT ||
+        m->type < 1 || m->type > KCP_RAFT_MSG_TYPE_MAX)
+        return;
+    if ((m->type == KCP_RAFT_MSG_APPEND &&
+         (m->append.prev_index >= RAFT_LIMIT || m->append.n_entries >= RAFT_LIMIT ||
+          m->append.prev_index + m->append.n_entries >= RAFT_LIMIT)) ||
+        (m->type == KCP_RAFT_MSG_SNAPSHOT &&
+         (m->snapshot.index >= RAFT_LIMIT || m->snapshot.offset >= RAFT_LIMIT)))
         return;
     if (m->term > r->term) {
         bool vote_req = m->type == KCP_RAFT_MSG_VOTE || m->type == KCP_RAFT_MSG_PREVOTE;
@@ -348,8 +367,9 @@ static void receive(struct kcp_raft *r, const struct kcp_raft_msg *m)
             struct kcp_raft_msg *resp = raft_msg(r, KCP_RAFT_MSG_APPEND_RESP, m->from);
             resp->append_resp.reject = true;
         } else if (m->type == KCP_RAFT_MSG_PREVOTE || m->type == KCP_RAFT_MSG_VOTE) {
-            raft_msg(r, m->type == KCP_RAFT_MSG_VOTE ? KCP_RAFT_MSG_VOTE_RESP
-                                                     : KCP_RAFT_MSG_PREVOTE_RESP,
+            raft_msg(r,
+                     m->type == KCP_RAFT_MSG_VOTE ? KCP_RAFT_MSG_VOTE_RESP
+                                                  : KCP_RAFT_MSG_PREVOTE_RESP,
                      m->from);
         }
         return;
@@ -443,7 +463,12 @@ static void finish(struct kcp_raft *r, struct kcp_raft_update *out)
     raft_reads_advance(r);
     raft_collect_committed(r, out);
 
-    struct kcp_raft_hard_state hs = {r->term, r->vote, r->commit};
+    /*
+     * The stored commit never runs past what is durable in *this* log: a truncation still on
+     * its way to the disk would otherwise leave a restart trusting stale entries below it.
+     */
+    struct kcp_raft_hard_state hs = {r->term, r->vote,
+                                     r->commit < r->persisted ? r->commit : r->persisted};
     if (memcmp(&hs, &r->hs_reported, sizeof(hs)) != 0) {
         out->hard_state_changed = true;
         out->hard_state_sync = hs.term != r->hs_reported.term || hs.vote != r->hs_reported.vote;
@@ -476,8 +501,8 @@ static void finish(struct kcp_raft *r, struct kcp_raft_update *out)
     out->n_snapshot_reads = o->n_sreads;
     out->compacted = o->compacted;
     if (o->compacted) {
-        out->snapshot = (struct kcp_raft_snapshot_meta){r->log.snap_index, r->log.snap_term,
-                                                        &r->snap_config};
+        out->snapshot =
+            (struct kcp_raft_snapshot_meta){r->log.snap_index, r->log.snap_term, &r->snap_config};
         out->log_first = r->log.first;
     }
     out->reads = o->reads;

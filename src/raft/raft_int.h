@@ -10,6 +10,11 @@
 #include <stdint.h>
 
 #define RAFT_ROLE_NONE (-1) /* before START: the only way out is to FOLLOWER */
+/*
+ * Terms and indexes at or above this are refused from the network: a real cluster never gets
+ * near it, and keeping far from UINT64_MAX means no index arithmetic can wrap.
+ */
+#define RAFT_LIMIT (UINT64_C(1) << 62)
 
 /* ---- log.c: the in-memory log. Entries [first, first + n) own their payloads. ---- */
 struct raft_log {
@@ -30,9 +35,9 @@ struct raft_progress {
     uint64_t id;
     uint64_t match, next;
     enum raft_pstate state;
-    bool paused;    /* PROBE: an AppendEntries is out and unanswered */
-    bool active;    /* heard from since the last CheckQuorum round */
-    bool caught_up; /* caught-up signal already reported (learners) */
+    bool paused;     /* PROBE: an AppendEntries is out and unanswered */
+    bool active;     /* heard from since the last CheckQuorum round */
+    bool caught_up;  /* caught-up signal already reported (learners) */
     uint64_t hb_seq; /* highest ReadIndex round acknowledged */
     /* REPLICATE: last index of each AppendEntries in flight, oldest first */
     uint64_t *inflight;
@@ -40,9 +45,9 @@ struct raft_progress {
     /* SNAPSHOT */
     uint64_t snap_index, snap_term;
     struct kcp_raft_config *snap_config;
-    uint64_t snap_offset; /* offset of the chunk being read or sent */
+    uint64_t snap_offset;   /* offset of the chunk being read or sent */
     uint64_t snap_sent_end; /* offset after the last chunk sent; 0 before any */
-    bool snap_reading;    /* a snapshot_read is out to the caller */
+    bool snap_reading;      /* a snapshot_read is out to the caller */
     bool snap_last_sent;
     uint64_t snap_sent_ms;
 };
@@ -169,7 +174,7 @@ void raft_log_truncate(struct kcp_raft *r, uint64_t from);
 void raft_log_drop_before(struct kcp_raft *r, uint64_t first);
 /* Drops everything and restarts the log after a snapshot at (index, term). */
 void raft_log_reset(struct kcp_raft *r, uint64_t index, uint64_t term);
-/* §5.4.1: is a log ending at (last_index, last_term) at least as up-to-date as ours? */
+/* §3.6.1 (paper §5.4.1): is a log ending at (last_index, last_term) as up-to-date as ours? */
 bool raft_log_up_to_date(const struct raft_log *l, uint64_t last_index, uint64_t last_term);
 
 /* election.c */
