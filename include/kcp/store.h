@@ -88,6 +88,11 @@ enum kcp_store_precond {
 };
 /* Entry flags. */
 #define KCP_STORE_ATOMIC 1u /* if any op's precondition fails, no op is applied */
+/* The IF_REVISION preconditions were chosen by the server for its own read-modify-write (the
+ * client sent no resourceVersion; the API retries a rejection itself), so a rejection is not a
+ * conflict anyone saw: history does not record it as a conflict branch. */
+#define KCP_STORE_SERVER_PRECOND 2u
+#define KCP_STORE_FLAGS (KCP_STORE_ATOMIC | KCP_STORE_SERVER_PRECOND)
 
 struct kcp_store_op {
     enum kcp_store_op_type type;
@@ -147,6 +152,8 @@ struct kcp_store_options {
     size_t max_pending;     /* entries applied but not yet durable; KCP_ETOOMANY past it
                                (default 100,000) */
     size_t max_batch;       /* entries in one LMDB transaction (default 10,000) */
+    bool retain_entries;    /* keep every applied entry in LMDB until kcp_store_trim_retained
+                               (for the history module's crash recovery; default false) */
 };
 void kcp_store_options_default(struct kcp_store_options *out);
 
@@ -184,6 +191,7 @@ struct kcp_store_stats {
     uint64_t history_floor; /* every event after this revision is retained */
     uint64_t map_size;
     int failed; /* 0, or the error that stopped writes (disk full, EIO) */
+    uint64_t retained_trim; /* retained entries up to this index are (being) trimmed */
 };
 void kcp_store_stats(const struct kcp_store *s, struct kcp_store_stats *out);
 
@@ -274,6 +282,34 @@ void kcp_store_req_fail(struct kcp_store_req *req, int status);
 typedef void (*kcp_store_applied_cb)(void *data, const struct kcp_store_entry *entry,
                                      const struct kcp_store_result *result);
 void kcp_store_set_applied_hook(struct kcp_store *s, kcp_store_applied_cb cb, void *data);
+
+/*
+ * Retained entries (docs/STORE.md, "Retained entries"). With opts.retain_entries, every applied
+ * entry is also written, with its per-op outcome, to an `entries` database in the same LMDB
+ * transaction as its objects (no extra sync), so that a consumer of the applied hook that lost
+ * its in-memory queue in a crash can read the entries again. Opening with retain_entries false
+ * drops what was retained. The table holds every entry after a floor: the durable index when
+ * retention began, moved up by trims.
+ *
+ * Calls cb, synchronously and in index order, for at most limit retained entries with an index
+ * above `after`, up to the durable revision. entry bytes and result are borrowed for the call
+ * (copy what you keep); result->ops have err and applied only (prev and obj are NULL); an entry
+ * that does not decode has nops 0 and err KCP_EBADREQUEST. *out_last (may be NULL) receives the
+ * last index delivered, or `after` if none. Returns 0, KCP_EGONE if entries after `after` were
+ * never retained or were trimmed (after < floor), KCP_EINVAL without retain_entries, KCP_EIO,
+ * or cb's non-zero return. A short read transaction on the loop thread; safe while a batch
+ * commits.
+ */
+typedef int (*kcp_store_retained_cb)(void *ctx, uint64_t index, const void *entry, size_t len,
+                                     const struct kcp_store_result *result);
+int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_store_retained_cb cb,
+                       void *ctx, uint64_t *out_last);
+/*
+ * Lets the store forget retained entries up to index upto (the consumer has made them durable
+ * on its side). The deletions ride in the next batch's transaction, so they cost no sync of
+ * their own; a trim is never undone. Indexes below an earlier trim are ignored.
+ */
+void kcp_store_trim_retained(struct kcp_store *s, uint64_t upto);
 
 /* ---- Reads ------------------------------------------------------------------------------ */
 

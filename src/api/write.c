@@ -44,7 +44,10 @@ void api_propose(struct api_req *r, const char *verb, const char *key, size_t ke
     char reqid[32];
     snprintf(reqid, sizeof(reqid), "%" PRIu64, r->http->id);
     struct kcp_store_entry e = {
-        .flags = 0,
+        /* A precondition the server chose (not the client's resourceVersion): a conflict on it
+         * is retried here, so history need not keep it as a branch. */
+        .flags = (precond == KCP_STORE_IF_REVISION && !r->client_revision) ? KCP_STORE_SERVER_PRECOND
+                                                                           : 0,
         .wall_s = now,
         .wall_ns = 0,
         .verb = verb,

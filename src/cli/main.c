@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-static const struct kcp_command *const commands[] = {&cli_server_command, &cli_version_command};
+static const struct kcp_command *const commands[] = {&cli_server_command, &cli_history_command,
+                                                      &cli_version_command};
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void print_root_help(FILE *out)

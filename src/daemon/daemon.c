@@ -49,11 +49,21 @@ int daemon_split_listen(const char *listen, char **out_host, int *out_port)
     return 0;
 }
 
+/* History is on unless KCP_HISTORY is "off", "false" or "0" (for benchmarks: docs/HISTORY.md). */
+static bool history_enabled(void)
+{
+    const char *v = getenv("KCP_HISTORY");
+    return !v || !(strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0);
+}
+
 static int store_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
     char *dir = kcp_sprintf("%s/store", d->opts->data_dir);
-    int rc = kcp_store_open(&d->store, loop, dir, NULL);
+    struct kcp_store_options so;
+    kcp_store_options_default(&so);
+    so.retain_entries = history_enabled(); /* history's crash recovery (docs/STORE.md) */
+    int rc = kcp_store_open(&d->store, loop, dir, &so);
     if (rc != 0)
         kcp_log(KCP_LOG_ERROR, "daemon", "opening the store in %s: %s", dir, kcp_error_message(rc));
     free(dir);
@@ -71,6 +81,39 @@ static void store_stop(struct kcp_task *task)
 {
     struct daemon *d = task->data;
     kcp_store_close(d->store, store_on_closed, d);
+}
+
+static int history_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    if (!history_enabled()) {
+        kcp_log(KCP_LOG_INFO, "daemon", "history is off (KCP_HISTORY)");
+        return 0;
+    }
+    char *path = kcp_history_repo_path(d->opts->data_dir);
+    int rc = kcp_history_open(&d->history, loop, d->store, path, NULL);
+    if (rc != 0)
+        kcp_log(KCP_LOG_ERROR, "daemon", "opening the history in %s: %s", path,
+                kcp_error_message(rc));
+    free(path);
+    return rc;
+}
+
+static void history_on_closed(void *data)
+{
+    struct daemon *d = data;
+    d->history = NULL;
+    kcp_task_stopped(&d->history_task);
+}
+
+static void history_stop(struct kcp_task *task)
+{
+    struct daemon *d = task->data;
+    if (!d->history) {
+        kcp_task_stopped(task);
+        return;
+    }
+    kcp_history_close(d->history, history_on_closed, d);
 }
 
 static int http_start(struct kcp_task *task, struct kcp_loop *loop)
@@ -256,6 +299,7 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
     daemon_health_routes(d);
 
     add_task(d, &d->store_task, "store", store_start, store_stop);
+    add_task(d, &d->history_task, "history", history_start, history_stop);
     add_task(d, &d->http_task, "apiserver", http_start, http_stop);
     daemon_certs_task_init(d);
     add_task(d, &d->ready_task, "ready", ready_start, ready_stop);

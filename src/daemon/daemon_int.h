@@ -4,6 +4,7 @@
 
 #include <kcp/api.h>
 #include <kcp/daemon.h>
+#include <kcp/history.h>
 #include <kcp/store.h>
 #include <kcp/http.h>
 #include <kcp/loop.h>
@@ -22,7 +23,9 @@ struct daemon {
     struct kcp_http_server *http;
     struct kcp_store *store;
     struct kcp_api *api;
+    struct kcp_history *history; /* NULL when KCP_HISTORY=off */
     struct kcp_task store_task;
+    struct kcp_task history_task;
     struct kcp_task http_task;
     struct kcp_task certs_task;
     struct kcp_task ready_task;

@@ -151,6 +151,7 @@ void store_commit_start(struct kcp_store *s)
         s->pending_last = &s->pending;
     s->npending -= b->n;
     b->map_size = s->map_size;
+    b->trim_to = s->trim_to;
     b->work.data = b;
     s->inflight = b;
     int rc = uv_queue_work(&s->loop->uv, &b->work, batch_on_work, batch_on_done);
@@ -194,6 +195,7 @@ static void kick_on_close(uv_handle_t *h)
     store_map_free(&s->cache);
     store_map_free(&s->overlay);
     store_lmdb_close(s);
+    uv_mutex_destroy(&s->resize_lock);
     free(s);
     if (cb)
         cb(data);

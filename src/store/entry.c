@@ -141,7 +141,7 @@ int kcp_store_entry_encode(struct kcp_buf *out, const struct kcp_store_entry *e)
     const char *rid = e->request_id ? e->request_id : "";
     size_t vl = strlen(verb), ul = strlen(user), rl = strlen(rid);
     uint64_t total = HEADER_SIZE + vl + ul + rl + CRC_SIZE;
-    if ((e->flags & ~KCP_STORE_ATOMIC) || e->wall_ns >= 1000000000u || e->nops > KCP_STORE_MAX_OPS)
+    if ((e->flags & ~KCP_STORE_FLAGS) || e->wall_ns >= 1000000000u || e->nops > KCP_STORE_MAX_OPS)
         return KCP_EINVAL;
     if (!meta_ok(verb, vl) || !meta_ok(user, ul) || !meta_ok(rid, rl))
         return KCP_EINVAL;
@@ -197,7 +197,7 @@ int kcp_store_entry_decode(struct kcp_store_entry *out, const void *data, size_t
         return rc;
     uint32_t flags = get_u32(p + 8), ns = get_u32(p + 20), nops = get_u32(p + 24);
     size_t vl = get_u16(p + 28), ul = get_u16(p + 30), rl = get_u16(p + 32);
-    if ((flags & ~KCP_STORE_ATOMIC) || ns >= 1000000000u || get_u16(p + 34) != 0)
+    if ((flags & ~KCP_STORE_FLAGS) || ns >= 1000000000u || get_u16(p + 34) != 0)
         return rc;
     size_t body = len - CRC_SIZE, pos = HEADER_SIZE;
     /* Each op takes at least its header, so nops is bounded by the input before we allocate. */

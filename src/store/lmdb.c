@@ -8,6 +8,7 @@
  * Layout (docs/STORE.md): DIR/data.mdb and DIR/lock.mdb, mode 0600.
  *   objects: key -> u8 record version (1) | u64 mod revision | u64 create revision | JSON text
  *   meta:    "format" -> u32 1; "applied" -> u64 index of the last applied entry
+ *   entries: retained entries (retain.c), only with opts.retain_entries
  * Integers are little-endian. Both databases change in the same transaction, so the applied
  * index and the objects always agree, and resourceVersion stays monotonic across restarts.
  */
@@ -43,7 +44,8 @@ static int meta_init(struct kcp_store *s)
     if (rc != 0)
         return lmdb_err("begin", rc);
     if ((rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->dbi_objects)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)) != 0) {
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &s->dbi_entries)) != 0) {
         rc = lmdb_err("open databases", rc);
         goto done;
     }
@@ -78,6 +80,8 @@ static int meta_init(struct kcp_store *s)
         rc = rc ? lmdb_err("get applied", rc) : KCP_EIO;
         goto done;
     }
+    if ((rc = store_retain_open(s, txn)) != 0)
+        goto done;
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
@@ -202,7 +206,9 @@ static int write_entries(struct kcp_store *s, MDB_txn *txn, struct store_batch *
     v.mv_data = idx;
     v.mv_size = 8;
     b->bytes += 15;
-    return mdb_put(txn, s->dbi_meta, &k, &v, 0);
+    if ((rc = mdb_put(txn, s->dbi_meta, &k, &v, 0)) != 0)
+        return rc;
+    return store_retain_write(s, txn, b);
 }
 
 int store_lmdb_write(struct kcp_store *s, struct store_batch *b)
@@ -220,7 +226,10 @@ int store_lmdb_write(struct kcp_store *s, struct store_batch *b)
         /* A full map grows (no transaction is open: the loop thread never reads LMDB after
          * open), then the whole batch is written again. */
         if (rc == MDB_MAP_FULL && b->map_size * 2 <= s->opts.max_map_size) {
-            if (mdb_env_set_mapsize(s->env, b->map_size * 2) != 0)
+            uv_mutex_lock(&s->resize_lock);
+            int grown = mdb_env_set_mapsize(s->env, b->map_size * 2);
+            uv_mutex_unlock(&s->resize_lock);
+            if (grown != 0)
                 return rc;
             b->map_size *= 2;
             continue;

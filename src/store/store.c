@@ -51,6 +51,10 @@ int kcp_store_open(struct kcp_store **out, struct kcp_loop *loop, const char *di
     store_map_init(&s->overlay);
     s->pending_last = &s->pending;
     store_proposer_local_init(s);
+    if (uv_mutex_init(&s->resize_lock) != 0) {
+        free(s);
+        return KCP_EIO;
+    }
     if ((rc = store_lmdb_open(s, dir)) != 0)
         goto done;
     s->tail = s->delivered = s->durable;
@@ -70,6 +74,7 @@ done:
         store_map_free(&s->cache);
         store_map_free(&s->overlay);
         store_lmdb_close(s);
+        uv_mutex_destroy(&s->resize_lock);
         free(s);
     }
     return rc;
@@ -103,4 +108,5 @@ void kcp_store_stats(const struct kcp_store *s, struct kcp_store_stats *out)
     out->history_floor = s->hist.floor;
     out->map_size = s->map_size;
     out->failed = s->failed;
+    out->retained_trim = s->trim_to;
 }

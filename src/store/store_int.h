@@ -86,6 +86,7 @@ struct store_batch {
     struct store_applied *head;
     size_t n;
     uint64_t last_index;
+    uint64_t trim_to; /* retained entries up to here are deleted in this transaction */
     /* Written by the worker, read after it. */
     int rc;
     uint64_t bytes;
@@ -145,8 +146,12 @@ struct kcp_store {
     struct kcp_loop *loop;
     struct kcp_store_options opts;
     MDB_env *env;
-    MDB_dbi dbi_objects, dbi_meta;
+    MDB_dbi dbi_objects, dbi_meta, dbi_entries;
     size_t map_size;
+    /* Held by a reader of retained entries on the loop thread, and by the worker while it grows
+     * the map: mdb_env_set_mapsize must not run while any transaction is open. */
+    uv_mutex_t resize_lock;
+    uint64_t trim_to; /* kcp_store_trim_retained: the next batch deletes entries up to here */
 
     struct store_map cache;   /* durable state: what readers see */
     struct store_map overlay; /* keys written by entries not yet durable */
@@ -200,6 +205,13 @@ void store_lmdb_close(struct kcp_store *s);
 /* Writes a batch in one transaction (worker thread; touches no refcount). */
 int store_lmdb_write(struct kcp_store *s, struct store_batch *b);
 #define STORE_RECORD_HEADER 17 /* u8 version, u64 mod revision, u64 create revision */
+
+/* retain.c: the retained-entries database (kcp_store_retained). */
+/* In the open transaction: creates or drops the table per opts.retain_entries. */
+int store_retain_open(struct kcp_store *s, MDB_txn *txn);
+/* In a batch's write transaction: appends its entries, then trims up to b->trim_to. */
+int store_retain_write(struct kcp_store *s, MDB_txn *txn, struct store_batch *b);
+void store_be64(unsigned char *p, uint64_t v);
 
 /* propose_local.c */
 void store_proposer_local_init(struct kcp_store *s);

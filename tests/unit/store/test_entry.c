@@ -132,7 +132,7 @@ static void test_bad_fields(void **state)
 
     one_op(&b, fx_op_put("/k", "{}", KCP_STORE_IF_ANY, 0));
     p = (unsigned char *)b.data;
-    p[8] = 2; /* unknown flag */
+    p[8] = 4; /* unknown flag */
     expect_bad(&b);
 
     one_op(&b, fx_op_put("/k", "{}", KCP_STORE_IF_ANY, 0));

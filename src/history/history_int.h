@@ -1,0 +1,112 @@
+/* Internal to the history module: object naming, rendering, the recorder and the loop side. */
+#ifndef KCP_HISTORY_INT_H
+#define KCP_HISTORY_INT_H
+
+#include <kcp/history.h>
+
+#include <git2.h>
+
+/* ---- render.c: store keys -> tree paths, exclusion rules, YAML without churn ------------ */
+
+/* A store key "/<group>/<resource>/<namespace or _>/<name>", split (pointers into the key). */
+struct history_key {
+    const char *group, *resource, *ns, *name;
+    size_t group_len, resource_len, ns_len, name_len;
+};
+/* KCP_EINVAL if key does not have that shape (such keys are not recorded). */
+int history_key_parse(struct history_key *out, const char *key, size_t len);
+/* "<group>/<resource>/<namespace or _cluster>/<name>.yaml" into out (reset first). */
+void history_key_path(struct kcp_buf *out, const struct history_key *k);
+/* "resource[.group]/namespace/name" or "resource[.group]/name", the CLI's spelling, appended. */
+void history_key_spec(struct kcp_buf *out, const struct history_key *k);
+/* The same with every byte outside [A-Za-z0-9._-] as %XX, for ref names; appended. */
+void history_key_ref(struct kcp_buf *out, const struct history_key *k);
+
+/* Resources not recorded, as "<group>/<resource>" strings. */
+struct history_rules {
+    char **skip;
+    size_t n;
+};
+void history_rules_init(struct history_rules *r, const char *spec);
+void history_rules_free(struct history_rules *r);
+bool history_rules_skip(const struct history_rules *r, const struct history_key *k);
+
+/*
+ * The file an object becomes: its JSON as YAML (sorted keys) without metadata.resourceVersion
+ * and managedFields[].time, which change on every write without saying anything. Appends to
+ * out. KCP_EINVALID if json is not a JSON object.
+ */
+int history_render(struct kcp_buf *out, const char *json, size_t len);
+
+/* ---- record.c: entries -> git objects (one thread at a time; no loop, no store) --------- */
+
+/* Which main-branch commit holds the state as of each entry index, for conflict parents. */
+struct history_idmap {
+    uint64_t *idx;
+    git_oid *oid;
+    size_t n, cap;
+};
+
+struct history_rec {
+    git_repository *repo;
+    git_odb *odb;
+    git_odb_backend *mempack; /* new objects, written as one pack per flush (owned by odb) */
+    char **pending_refs;      /* conflict refs to create at the flush, once their pack is on disk */
+    git_oid *pending_ids;
+    size_t npending;
+    size_t loose_refs; /* conflict refs written since refs were last packed */
+    char **small;      /* names of the packs written since the last fold (pack.c) */
+    size_t nsmall;
+    git_oid *tips; /* commits made since the last fold: main heads and conflicts */
+    size_t ntips;
+    git_oid folded; /* refs/heads/main at the last fold */
+    bool has_folded;
+    struct history_rules rules;
+    git_oid head; /* refs/heads/main, valid when has_head */
+    bool has_head;
+    git_tree *head_tree; /* NULL: empty */
+    uint64_t last;       /* last entry index processed (recorded or skipped) */
+    struct history_idmap map;
+    uint64_t commits, conflicts;
+};
+
+/* libgit2's global state, once per process (thread-safe). */
+void history_git_init(void);
+/*
+ * Opens (creating a bare repository with HEAD -> refs/heads/main) the repository at path and
+ * reads the last recorded index. exclude as in kcp_history_options. KCP_EIO on failure (logged).
+ */
+int history_rec_open(struct history_rec *r, const char *path, const char *exclude);
+void history_rec_close(struct history_rec *r);
+/*
+ * Records one applied entry (skipped if index <= r->last): a commit on the main line when a
+ * recorded object changed, a commit on refs/conflicts/... per op rejected with KCP_ECONFLICT.
+ * ops[i] carries err and applied (prev/obj are not read). KCP_EIO on a libgit2 failure.
+ */
+int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_store_entry *e,
+                      const struct kcp_store_op_result *ops, size_t nops);
+/* One object of a snapshot (borrowed). */
+struct history_snap_obj {
+    const char *key;
+    size_t key_len;
+    const char *json;
+    size_t json_len;
+};
+/* A commit whose tree is exactly objs (the store's state at index), when entries were lost. */
+int history_rec_snapshot(struct history_rec *r, uint64_t index, int64_t wall_s,
+                         const struct history_snap_obj *objs, size_t n);
+/* Moves refs/heads/main to the head and notes the last index (no fsync: docs/HISTORY.md). */
+int history_rec_flush(struct history_rec *r);
+/* The main-line commit holding the state as of revision; KCP_ENOTFOUND if none. */
+int history_rec_commit_at(struct history_rec *r, uint64_t revision, git_oid *out);
+
+/* pack.c: the batch's objects as a pack; every 32 packs, one pack for them all. */
+int history_pack_write(struct history_rec *r);
+int history_pack_fold(struct history_rec *r);
+void history_pack_note_tip(struct history_rec *r, const git_oid *id);
+void history_pack_free(struct history_rec *r);
+
+/* The value of trailer key in a commit message ("Raft-Index"), or 0 if absent. */
+uint64_t history_trailer_u64(const char *message, const char *key);
+
+#endif
