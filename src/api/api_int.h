@@ -122,6 +122,8 @@ struct api_filter {
 int api_filter_parse(struct api_req *r, struct api_filter *out);
 bool api_filter_match(const struct api_req *r, const struct api_filter *f, const json_t *obj);
 void api_filter_free(struct api_filter *f);
+/* Appends a protobuf varint (list_pb.c; also used by the watch framing). */
+void api_pb_varint(struct kcp_buf *b, uint64_t v);
 /* A protobuf list streamed item by item (list_pb.c); 0 when answered. */
 int api_list_protobuf(struct api_req *r, const struct api_filter *filter, uint64_t rev);
 

@@ -23,7 +23,7 @@ static size_t varint_len(uint64_t v)
     return n;
 }
 
-static void put_varint(struct kcp_buf *b, uint64_t v)
+void api_pb_varint(struct kcp_buf *b, uint64_t v)
 {
     uint8_t tmp[10];
     size_t n = 0;
@@ -38,7 +38,7 @@ static void put_bytes_field(struct kcp_buf *b, unsigned field, const void *data,
 {
     uint8_t tag = (uint8_t)(field << 3 | 2);
     kcp_buf_append(b, &tag, 1);
-    put_varint(b, len);
+    api_pb_varint(b, len);
     kcp_buf_append(b, data, len);
 }
 
@@ -130,7 +130,7 @@ int api_list_protobuf(struct api_req *r, const struct api_filter *filter, uint64
     kcp_buf_append(&head, "k8s\0", 4);
     put_bytes_field(&head, 1, tm.data, tm.len);
     kcp_buf_append(&head, "\x12", 1);
-    put_varint(&head, raw_len);
+    api_pb_varint(&head, raw_len);
     put_bytes_field(&head, 1, meta.data, meta.len);
     kcp_buf_free(&tm);
     kcp_buf_free(&meta);

@@ -83,17 +83,6 @@ void api_watch_closed(struct api_req *r)
 }
 
 /* WatchEvent{type=1, object=2 RawExtension{raw=1}} framed by a 4-byte big-endian length. */
-static void pb_varint(struct kcp_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    kcp_buf_append(b, tmp, n);
-}
-
 static int write_event(struct api_watch *w, const char *type, const json_t *obj)
 {
     struct api_req *r = w->r;
@@ -117,14 +106,14 @@ static int write_event(struct api_watch *w, const char *type, const json_t *obj)
             return 0; /* an object without a protobuf form cannot be sent on this stream */
         }
         kcp_buf_append(&ev, "\x0a", 1);
-        pb_varint(&ev, strlen(type));
+        api_pb_varint(&ev, strlen(type));
         kcp_buf_puts(&ev, type);
         struct kcp_buf ext = KCP_BUF_INIT;
         kcp_buf_append(&ext, "\x0a", 1);
-        pb_varint(&ext, raw.len);
+        api_pb_varint(&ext, raw.len);
         kcp_buf_append(&ext, raw.data, raw.len);
         kcp_buf_append(&ev, "\x12", 1);
-        pb_varint(&ev, ext.len);
+        api_pb_varint(&ev, ext.len);
         kcp_buf_append(&ev, ext.data, ext.len);
         uint8_t len[4] = {(uint8_t)(ev.len >> 24), (uint8_t)(ev.len >> 16), (uint8_t)(ev.len >> 8),
                           (uint8_t)ev.len};
