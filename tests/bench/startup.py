@@ -23,14 +23,15 @@ def free_port():
 
 
 def ready_https(port, pki):
-    ctx = ssl.create_default_context(cafile=f"{pki}/ca.crt")
-    ctx.load_cert_chain(f"{pki}/admin.crt", f"{pki}/admin.key")
     try:
+        # on a first start the files appear while the server runs: not there yet = not ready
+        ctx = ssl.create_default_context(cafile=f"{pki}/ca.crt")
+        ctx.load_cert_chain(f"{pki}/admin.crt", f"{pki}/admin.key")
         with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
             with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
                 s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 return s.recv(4096).startswith(b"HTTP/1.1 200")
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
@@ -47,11 +48,15 @@ def timed_start(argv, is_ready, timeout=30):
     """Seconds from exec until is_ready() first holds; the process is returned running."""
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while time.perf_counter() - t0 < timeout:
-        if is_ready():
-            return time.perf_counter() - t0, p
-        time.sleep(0.001)
-    p.kill()
+    try:
+        while time.perf_counter() - t0 < timeout:
+            if is_ready():
+                return time.perf_counter() - t0, p
+            time.sleep(0.001)
+    except BaseException:
+        stop(p)
+        raise
+    stop(p)
     raise RuntimeError(f"not ready in {timeout}s: {argv}")
 
 
