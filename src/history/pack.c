@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <git2/sys/mempack.h>
+#include <malloc.h>
 
 #define HISTORY_PACKS_MAX 32
 
@@ -55,6 +56,9 @@ int history_pack_write(struct history_rec *r)
     r->small[r->nsmall++] = kcp_strdup(git_indexer_name(idx));
     git_mempack_reset(r->mempack);
     git_odb_refresh(r->odb);
+    /* A batch's objects were large transient allocations: give the freed memory back to the
+     * system instead of letting the allocator hold it (an edge box's RSS is the budget). */
+    malloc_trim(0);
 done:
     git_indexer_free(idx);
     git_buf_dispose(&pack);

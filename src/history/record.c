@@ -36,6 +36,8 @@ static void git_init_once(void)
      * (libgit2 caches only trees under 4 KiB by default), within a 32 MiB budget. */
     git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)1 << 20);
     git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)32 << 20);
+    /* Pack files are mapped to read trees back; bound how much of them stays mapped. */
+    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)64 << 20);
 }
 
 void history_git_init(void)
