@@ -8,11 +8,20 @@
 
 struct kcp_api;
 
+typedef void (*kcp_api_barrier_cb)(void *data, int status);
+typedef void (*kcp_api_barrier_fn)(void *barrier_data, kcp_api_barrier_cb cb, void *data);
+
 struct kcp_api_config {
     struct kcp_loop *loop;         /* borrowed; its clock stamps creationTimestamp */
     struct kcp_http_server *http;  /* borrowed; routes are added by kcp_api_new */
     struct kcp_store *store;       /* borrowed; the one write path */
     size_t max_watchers;           /* open watch streams; 429 past it */
+    /*
+     * Optional linearizable-read barrier (the cluster's ReadIndex): a GET, LIST or WATCH without
+     * a resourceVersion waits for cb(data, 0) before reading the store; an error fails it.
+     */
+    kcp_api_barrier_fn barrier;
+    void *barrier_data;
 };
 
 /*

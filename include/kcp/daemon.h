@@ -11,7 +11,11 @@ struct kcp_daemon_options {
     const char *listen;    /* numeric HOST:PORT */
     const char *node_name; /* NULL: the host name */
     int64_t cert_check_interval_ms; /* how often running certificates are checked for renewal */
-    int64_t clock_offset_s; /* added to the wall clock; lets tests see a server one year on */
+    int64_t clock_offset_s;
+    const char *advertise;  /* HOST:PORT peers dial; NULL: listen */
+    uint64_t join_id;       /* non-zero: admitted by a cluster's leader under this Raft id */ /* added to the wall clock; lets tests see a server one year on */
+    uint64_t history_keep_commits; /* history retention (docs/HISTORY.md); 0: no limit */
+    uint32_t history_keep_days;     /* 0: no limit */
 };
 
 /*

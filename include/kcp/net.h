@@ -27,6 +27,24 @@ int kcp_tls_config_new(struct kcp_tls_config **out, const char *ca_path, const c
 int kcp_tls_config_reload(struct kcp_tls_config *cfg, const char *cert_path, const char *key_path);
 void kcp_tls_config_free(struct kcp_tls_config *cfg);
 
+/*
+ * TLS client configuration (kcp_conn_connect): the CA the server's certificate must chain to
+ * (verification is required; a server without a certificate, or with one the CA did not sign
+ * or that lacks serverAuth usage, fails the handshake), and our own client certificate and key
+ * (both NULL: no client certificate). Host names are not checked: peers are addressed by IP and
+ * the CA is the cluster's own. TLS 1.2 minimum; ALPN offers only "http/1.1".
+ * Errors: KCP_EINVAL (no ca_path, or only one of cert_path and key_path), KCP_EIO (a file is
+ * missing or unreadable), KCP_ECRYPTO (bad PEM, key does not match the certificate); the last
+ * two logged with the path.
+ * Each connection keeps the config it was made with alive, so kcp_tls_client_config_free may
+ * come before its connections close (e.g. to switch to a renewed client certificate: make a new
+ * config for new connections and free the old one).
+ */
+struct kcp_tls_client_config;
+int kcp_tls_client_config_new(struct kcp_tls_client_config **out, const char *ca_path,
+                              const char *cert_path, const char *key_path);
+void kcp_tls_client_config_free(struct kcp_tls_client_config *cfg);
+
 /* Parses "HOST:PORT" or "[V6]:PORT" with a numeric host (no resolver). KCP_EINVAL otherwise. */
 int kcp_net_parse_addr(const char *hostport, struct sockaddr_storage *out);
 
@@ -49,7 +67,10 @@ struct kcp_conn_handler {
     void (*on_drain)(struct kcp_conn *conn);
 };
 
-/* Who is at the other end: from the verified client certificate (CN, O values), else NULL. */
+/*
+ * Who is at the other end: from the verified peer certificate (CN, O values) — the client's on
+ * an accepted connection, the server's on one made by kcp_conn_connect — else NULL.
+ */
 struct kcp_peer_identity {
     char *user;
     char **groups;
@@ -58,9 +79,27 @@ struct kcp_peer_identity {
 
 /*
  * Starts a connection handed over by a listener: reading, and the TLS handshake (bounded by a
- * handshake timeout). handler is borrowed and must outlive the connection. Call once.
+ * handshake timeout). handler is borrowed and must outlive the connection. Call once; not for
+ * connections made by kcp_conn_connect, which start themselves.
  */
 void kcp_conn_start(struct kcp_conn *conn, const struct kcp_conn_handler *handler);
+/*
+ * Connects to the numeric address addr ("HOST:PORT" or "[V6]:PORT", kcp_net_parse_addr) and
+ * returns at once with the connection in *out, started: writes queue (kcp_conn_backlog counts
+ * them) until the TCP connect and, with tls, the TLS handshake finish, then go out in order.
+ * From then on it behaves as an accepted connection. Any failure after the call returns
+ * (refused, unreachable, the connect and handshake not done within 5 s, a server certificate
+ * the CA did not sign) ends in on_close with no on_data; nothing queued was sent. handler is
+ * borrowed and must outlive the connection; data is set as by kcp_conn_set_data before any
+ * callback. tls (may be NULL: plain TCP) is referenced by the connection, not borrowed.
+ * kcp_conn_identity gives the server's identity once on_data has been called. Sets
+ * TCP_NODELAY, and ignores SIGPIPE process-wide as kcp_listener_new does.
+ * KCP_EINVAL for a bad address: nothing is made, no callback follows. Otherwise 0, and
+ * on_close fires exactly once.
+ */
+int kcp_conn_connect(struct kcp_conn **out, struct kcp_loop *loop, const char *addr,
+                     struct kcp_tls_client_config *tls, const struct kcp_conn_handler *handler,
+                     void *data);
 /*
  * Queues bytes (copied) for sending; bytes written before the TLS handshake completes are sent
  * after it. KCP_ECLOSED once the connection is closing.
@@ -76,10 +115,16 @@ void kcp_conn_pause(struct kcp_conn *conn, bool paused);
 /*
  * Graceful: sends what is queued, then TLS close_notify, then a FIN, and waits briefly for the
  * peer's own close (so that it reads our last response instead of a reset). Otherwise drops
- * what is queued. on_close follows (not for a connection never started). Safe to repeat.
+ * what is queued. Before the TLS handshake or TCP connect has finished, application bytes
+ * queued so far are dropped either way. on_close follows (not for a connection never started).
+ * Safe to repeat.
  */
 void kcp_conn_close(struct kcp_conn *conn, bool graceful);
-/* Valid once on_data has been called (after the handshake); NULL when anonymous or plain TCP. */
+/*
+ * The peer's identity (struct kcp_peer_identity: the server's on a kcp_conn_connect
+ * connection). Valid once on_data has been called (after the handshake); NULL when anonymous,
+ * when the certificate has no CN, or on plain TCP.
+ */
 const struct kcp_peer_identity *kcp_conn_identity(const struct kcp_conn *conn);
 void kcp_conn_set_data(struct kcp_conn *conn, void *data);
 void *kcp_conn_data(const struct kcp_conn *conn);

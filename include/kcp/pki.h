@@ -10,6 +10,8 @@
  *   ca.crt ca.key            ECDSA P-256 cluster CA, 10 years
  *   server.crt server.key    serving certificate, 1 year, SANs of struct kcp_pki_params
  *   admin.crt admin.key      client certificate CN=kcp-admin, O=system:masters, 1 year
+ *   peer.crt peer.key        client certificate CN=kcp-peer:NODE, O=kcp:peers, 1 year: how a
+ *                            server proves itself to the other servers of its Raft group
  * DIR/kubeconfig: cluster, user and context all named "kcp", certificates embedded as base64
  * data so the file works when copied elsewhere.
  */
@@ -23,6 +25,9 @@ struct kcp_pki_params {
     int64_t now;     /* wall-clock seconds (from the injected clock) */
 };
 
+/* The peer certificate's group and common-name prefix; only they may speak Raft. */
+#define KCP_PKI_PEER_GROUP "kcp:peers"
+#define KCP_PKI_PEER_PREFIX "kcp-peer:"
 /* Leaf certificates live this long and are renewed when less than the threshold remains. */
 #define KCP_PKI_LEAF_DAYS 365
 #define KCP_PKI_RENEW_DAYS 90
@@ -54,7 +59,7 @@ int kcp_pki_renew(const struct kcp_pki_params *p, int *out_renewed);
  * KCP_ENOTFOUND if a leaf certificate is missing, KCP_ECRYPTO if one is unreadable. */
 int kcp_pki_leaf_remaining(const char *data_dir, int64_t now, int64_t *out_seconds);
 
-/* Paths of the files above; the caller frees. name is "ca", "server" or "admin". */
+/* Paths of the files above; the caller frees. name is "ca", "server", "admin" or "peer". */
 char *kcp_pki_cert_path(const char *data_dir, const char *name);
 char *kcp_pki_key_path(const char *data_dir, const char *name);
 char *kcp_pki_kubeconfig_path(const char *data_dir);

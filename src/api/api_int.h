@@ -21,6 +21,8 @@ struct kcp_api {
     struct kcp_http_server *http;
     struct kcp_store *store;
     size_t max_watchers;
+    kcp_api_barrier_fn barrier;
+    void *barrier_data;
     size_t nwatchers;
     struct api_watch *watches; /* open streams, for shutdown */
     char *openapi_v2;          /* inflated once, on first request */

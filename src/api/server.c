@@ -91,6 +91,38 @@ static void not_found(struct api_req *r)
     api_fail(r, KCP_ENOTFOUND, NULL, NULL, "the server could not find the requested resource");
 }
 
+static void run_verb(struct api_req *r);
+
+/*
+ * A read without a resourceVersion must see every write acknowledged before it began, on
+ * whichever server it lands (upstream's "most recent" semantics): it waits for the barrier.
+ */
+static bool needs_barrier(struct api_req *r)
+{
+    if (!r->api->barrier)
+        return false;
+    if (r->verb != API_VERB_GET && r->verb != API_VERB_LIST && r->verb != API_VERB_WATCH)
+        return false;
+    const char *rv = api_query(r, "resourceVersion");
+    return !rv || !*rv;
+}
+
+static void barrier_on_done(void *data, int status)
+{
+    struct api_req *r = data;
+    r->in_store = false;
+    if (r->gone) {
+        req_free(r);
+        return;
+    }
+    if (status != 0)
+        return api_fail(r, status, NULL, NULL,
+                        status == KCP_EUNAVAILABLE
+                            ? "the cluster has no leader: cannot serve a consistent read"
+                            : "timed out waiting for a consistent read");
+    run_verb(r);
+}
+
 static void dispatch_resource(struct api_req *r)
 {
     const struct api_path *p = &r->path;
@@ -119,6 +151,16 @@ static void dispatch_resource(struct api_req *r)
     if (r->verb == API_VERB_LIST || r->verb == API_VERB_WATCH || r->verb == API_VERB_DELETECOLLECTION)
         if (p->namespace_ == NULL && r->rsrc->namespaced && r->verb == API_VERB_DELETECOLLECTION)
             return not_found(r);
+    if (needs_barrier(r)) {
+        r->in_store = true; /* keeps r alive if the client leaves meanwhile */
+        r->api->barrier(r->api->barrier_data, barrier_on_done, r);
+        return;
+    }
+    run_verb(r);
+}
+
+static void run_verb(struct api_req *r)
+{
     switch (r->verb) {
     case API_VERB_GET: return api_get(r);
     case API_VERB_LIST: return api_list(r);
@@ -164,6 +206,8 @@ int kcp_api_new(struct kcp_api **out, const struct kcp_api_config *cfg)
     api->http = cfg->http;
     api->store = cfg->store;
     api->max_watchers = cfg->max_watchers ? cfg->max_watchers : 10000;
+    api->barrier = cfg->barrier;
+    api->barrier_data = cfg->barrier_data;
     kcp_http_route(cfg->http, "/api", true, api_on_request, api);
     kcp_http_route(cfg->http, "/apis", true, api_on_request, api);
     kcp_http_route(cfg->http, "/openapi", true, api_openapi_on_request, api);

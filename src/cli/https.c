@@ -126,18 +126,35 @@ static int parse_response(const char *raw, size_t len, int *out_status, struct k
 int cli_https_request(const char *data_dir, const char *method, const char *path, const char *body,
                       size_t body_len, int *out_status, struct kcp_buf *out_body)
 {
+    struct cli_https_target t = {0};
+    char *ca_path = kcp_pki_cert_path(data_dir, "ca");
+    char *crt_path = kcp_pki_cert_path(data_dir, "admin");
+    char *key_path = kcp_pki_key_path(data_dir, "admin");
+    int rc = server_addr(data_dir, &t.sa, &t.sa_len);
+    if (rc != 0) {
+        fprintf(stderr, "Error: no numeric https server address in %s/kubeconfig\n", data_dir);
+    } else {
+        t.ca_path = ca_path;
+        t.cert_path = crt_path;
+        t.key_path = key_path;
+        rc = cli_https_do(&t, method, path, body, body_len, out_status, out_body);
+    }
+    free(ca_path);
+    free(crt_path);
+    free(key_path);
+    return rc;
+}
+
+int cli_https_do(const struct cli_https_target *t, const char *method, const char *path,
+                 const char *body, size_t body_len, int *out_status, struct kcp_buf *out_body)
+{
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_ssl_context ssl;
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca, cert;
     mbedtls_pk_context key;
-    struct sockaddr_storage sa;
-    socklen_t sa_len = 0;
     struct kcp_buf req = KCP_BUF_INIT, resp = KCP_BUF_INIT;
-    char *ca_path = kcp_pki_cert_path(data_dir, "ca");
-    char *crt_path = kcp_pki_cert_path(data_dir, "admin");
-    char *key_path = kcp_pki_key_path(data_dir, "admin");
     int fd = -1, rc = KCP_EIO;
     mbedtls_entropy_init(&entropy);
     mbedtls_ctr_drbg_init(&drbg);
@@ -146,29 +163,31 @@ int cli_https_request(const char *data_dir, const char *method, const char *path
     mbedtls_x509_crt_init(&ca);
     mbedtls_x509_crt_init(&cert);
     mbedtls_pk_init(&key);
-    if ((rc = server_addr(data_dir, &sa, &sa_len)) != 0) {
-        fprintf(stderr, "Error: no numeric https server address in %s/kubeconfig\n", data_dir);
-        goto done;
-    }
     rc = KCP_ECRYPTO;
     if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0 ||
-        mbedtls_x509_crt_parse_file(&ca, ca_path) != 0 ||
-        mbedtls_x509_crt_parse_file(&cert, crt_path) != 0 ||
-        mbedtls_pk_parse_keyfile(&key, key_path, NULL) != 0) {
-        fprintf(stderr, "Error: cannot load the admin certificate from %s/pki\n", data_dir);
+        (t->ca_path && mbedtls_x509_crt_parse_file(&ca, t->ca_path) != 0) ||
+        (t->cert_path && mbedtls_x509_crt_parse_file(&cert, t->cert_path) != 0) ||
+        (t->key_path && mbedtls_pk_parse_keyfile(&key, t->key_path, NULL) != 0)) {
+        fprintf(stderr, "Error: cannot load the certificates (%s)\n",
+                t->cert_path ? t->cert_path : t->ca_path ? t->ca_path : "none");
         goto done;
     }
     if (mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0)
         goto done;
     mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
-    mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
-    mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-    if (mbedtls_ssl_conf_own_cert(&conf, &cert, &key) != 0 || mbedtls_ssl_setup(&ssl, &conf) != 0)
+    /* Without a CA the server is not verified: only for fetching a CA that the caller then
+     * checks against a pinned hash (joining). */
+    if (t->ca_path)
+        mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
+    mbedtls_ssl_conf_authmode(&conf,
+                              t->ca_path ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    if ((t->cert_path && mbedtls_ssl_conf_own_cert(&conf, &cert, &key) != 0) ||
+        mbedtls_ssl_setup(&ssl, &conf) != 0)
         goto done;
     rc = KCP_EUNAVAILABLE;
-    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sa_len) != 0) {
+    fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)&t->sa, t->sa_len) != 0) {
         fprintf(stderr, "Error: cannot connect to the API server: %s\n", strerror(errno));
         goto done;
     }
@@ -181,7 +200,7 @@ int cli_https_request(const char *data_dir, const char *method, const char *path
             goto done;
         }
     kcp_buf_printf(&req,
-                   "%s %s HTTP/1.1\r\nHost: kcp\r\nUser-Agent: kcp-history\r\n"
+                   "%s %s HTTP/1.1\r\nHost: kcp\r\nUser-Agent: kcp-cli\r\n"
                    "Accept: application/json\r\nConnection: close\r\n",
                    method, path);
     if (body)
@@ -221,8 +240,5 @@ done:
     mbedtls_entropy_free(&entropy);
     kcp_buf_free(&req);
     kcp_buf_free(&resp);
-    free(ca_path);
-    free(crt_path);
-    free(key_path);
     return rc;
 }

@@ -5,8 +5,9 @@
 
 #include <string.h>
 
-static const struct kcp_command *const commands[] = {&cli_server_command, &cli_history_command,
-                                                      &cli_version_command};
+static const struct kcp_command *const commands[] = {
+    &cli_server_command, &cli_token_command, &cli_members_command, &cli_history_command,
+    &cli_version_command};
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void print_root_help(FILE *out)

@@ -83,6 +83,33 @@ static void store_stop(struct kcp_task *task)
     kcp_store_close(d->store, store_on_closed, d);
 }
 
+static int cluster_start(struct kcp_task *task, struct kcp_loop *loop)
+{
+    struct daemon *d = task->data;
+    struct kcp_cluster_config cc = {.loop = loop,
+                                    .store = d->store,
+                                    .http = d->http,
+                                    .data_dir = d->opts->data_dir,
+                                    .node_name = d->node_name,
+                                    .address = d->opts->advertise ? d->opts->advertise
+                                                                  : d->opts->listen,
+                                    .join_id = d->opts->join_id};
+    return kcp_cluster_open(&d->cluster, &cc);
+}
+
+static void cluster_on_closed(void *data)
+{
+    struct daemon *d = data;
+    d->cluster = NULL;
+    kcp_task_stopped(&d->cluster_task);
+}
+
+static void cluster_stop(struct kcp_task *task)
+{
+    struct daemon *d = task->data;
+    kcp_cluster_close(d->cluster, cluster_on_closed, d);
+}
+
 static int history_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
@@ -116,10 +143,19 @@ static void history_stop(struct kcp_task *task)
     kcp_history_close(d->history, history_on_closed, d);
 }
 
+static void api_barrier(void *barrier_data, kcp_api_barrier_cb cb, void *data)
+{
+    kcp_cluster_barrier(barrier_data, cb, data);
+}
+
 static int http_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
-    struct kcp_api_config ac = {.loop = loop, .http = d->http, .store = d->store};
+    struct kcp_api_config ac = {.loop = loop,
+                                .http = d->http,
+                                .store = d->store,
+                                .barrier = api_barrier,
+                                .barrier_data = d->cluster};
     int rc = kcp_api_new(&d->api, &ac);
     if (rc != 0)
         return rc;
@@ -140,13 +176,18 @@ static void http_stop(struct kcp_task *task)
     kcp_http_server_stop(d->http, http_on_stopped, d);
 }
 
+static void ready_retry_on_fire(uv_timer_t *t);
+
 static void bootstrap_on_done(struct kcp_api *api, int status, void *data)
 {
     struct daemon *d = data;
+    if (d->stopping)
+        return;
     if (status != 0) {
-        kcp_log(KCP_LOG_ERROR, "daemon", "creating the default namespaces: %s",
+        /* Typically no quorum yet: try again rather than give up on a cluster that heals. */
+        kcp_log(KCP_LOG_WARN, "daemon", "creating the default namespaces: %s; retrying",
                 kcp_error_message(status));
-        kcp_loop_stop(&d->loop);
+        uv_timer_start(&d->ready_retry, ready_retry_on_fire, 1000, 0);
         return;
     }
     char *kubeconfig = kcp_pki_kubeconfig_path(d->opts->data_dir);
@@ -157,17 +198,45 @@ static void bootstrap_on_done(struct kcp_api *api, int status, void *data)
     daemon_notify("READY=1");
 }
 
+static void ready_on_barrier(void *data, int status);
+
+static void ready_retry_on_fire(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    kcp_cluster_barrier(d->cluster, ready_on_barrier, d);
+}
+
+/*
+ * The store has caught up with the cluster (a joining server has received the log): only now
+ * can bootstrap tell what is missing. Without a leader yet, ask again.
+ */
+static void ready_on_barrier(void *data, int status)
+{
+    struct daemon *d = data;
+    if (status == KCP_ECLOSED || d->stopping)
+        return;
+    if (status != 0) {
+        uv_timer_start(&d->ready_retry, ready_retry_on_fire, 200, 0);
+        return;
+    }
+    kcp_api_bootstrap(d->api, bootstrap_on_done, d);
+}
+
 /* Ready once what every cluster starts with exists; /readyz says so from then on. */
 static int ready_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
-    kcp_api_bootstrap(d->api, bootstrap_on_done, d);
+    uv_timer_init(&loop->uv, &d->ready_retry);
+    d->ready_retry.data = d;
+    kcp_cluster_barrier(d->cluster, ready_on_barrier, d);
     return 0;
 }
 
 static void ready_stop(struct kcp_task *task)
 {
     struct daemon *d = task->data;
+    d->stopping = true;
+    uv_close((uv_handle_t *)&d->ready_retry, NULL);
     d->ready = false;
     daemon_notify("STOPPING=1");
     kcp_task_stopped(task);
@@ -299,6 +368,7 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
     daemon_health_routes(d);
 
     add_task(d, &d->store_task, "store", store_start, store_stop);
+    add_task(d, &d->cluster_task, "cluster", cluster_start, cluster_stop);
     add_task(d, &d->history_task, "history", history_start, history_stop);
     add_task(d, &d->http_task, "apiserver", http_start, http_stop);
     daemon_certs_task_init(d);

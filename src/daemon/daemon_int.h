@@ -3,6 +3,7 @@
 #define KCP_DAEMON_INT_H
 
 #include <kcp/api.h>
+#include <kcp/cluster.h>
 #include <kcp/daemon.h>
 #include <kcp/history.h>
 #include <kcp/store.h>
@@ -23,14 +24,18 @@ struct daemon {
     struct kcp_http_server *http;
     struct kcp_store *store;
     struct kcp_api *api;
+    struct kcp_cluster *cluster;
     struct kcp_history *history; /* NULL when KCP_HISTORY=off */
     struct kcp_task store_task;
+    struct kcp_task cluster_task;
     struct kcp_task history_task;
+    uv_timer_t ready_retry; /* the ready task's wait for the cluster */
     struct kcp_task http_task;
     struct kcp_task certs_task;
     struct kcp_task ready_task;
     uv_timer_t cert_timer;
     bool ready; /* every task has started: /readyz answers ok */
+    bool stopping;
     int lock_fd; /* flock on DIR/kcp.lock, held while running */
 };
 

@@ -21,6 +21,12 @@ static bool check_api(struct daemon *d)
     return d->ready;
 }
 
+/* A leader is known: without one (a minority cut off) writes cannot succeed. */
+static bool check_raft(struct daemon *d)
+{
+    return kcp_cluster_ready(d->cluster);
+}
+
 static bool check_certificates(struct daemon *d)
 {
     int64_t left = 0;
@@ -30,7 +36,7 @@ static bool check_certificates(struct daemon *d)
 
 static const struct check live_checks[] = {{"ping", check_ping}, {NULL, NULL}};
 static const struct check ready_checks[] = {
-    {"ping", check_ping}, {"api-served", check_api}, {"certificates", check_certificates},
+    {"ping", check_ping}, {"api-served", check_api}, {"raft-leader", check_raft}, {"certificates", check_certificates},
     {NULL, NULL}};
 
 /* The upstream shape: "ok", or with ?verbose one "[+]name ok" line per check. */

@@ -5,7 +5,8 @@
  * uv_write at a time) -> OPEN (plaintext to on_data) -> kcp_conn_close(graceful) -> DRAINING
  * (close_notify queued, `out` flushed) -> LINGER (FIN sent, input discarded until the peer's
  * FIN) -> CLOSING (uv_close on both handles) -> on_close -> freed. Plain TCP and memory
- * connections skip HANDSHAKE; memory connections skip LINGER.
+ * connections skip HANDSHAKE; memory connections skip LINGER. An outbound connection
+ * (connect.c) starts in CONNECTING instead of NEW and is otherwise the same.
  *
  * Failure modes: the handshake fails (the alert mbedTLS queued is flushed: DRAINING) or times
  * out (CLOSING); the peer resets or a write fails (CLOSING at once); the peer sends its FIN
@@ -23,7 +24,8 @@
 
 #define B(s) (1u << (s))
 static const unsigned transitions[] = {
-    [CONN_NEW] = B(CONN_HANDSHAKE) | B(CONN_OPEN) | B(CONN_CLOSING),
+    [CONN_NEW] = B(CONN_CONNECTING) | B(CONN_HANDSHAKE) | B(CONN_OPEN) | B(CONN_CLOSING),
+    [CONN_CONNECTING] = B(CONN_HANDSHAKE) | B(CONN_OPEN) | B(CONN_CLOSING),
     [CONN_HANDSHAKE] = B(CONN_OPEN) | B(CONN_DRAINING) | B(CONN_CLOSING),
     [CONN_OPEN] = B(CONN_DRAINING) | B(CONN_CLOSING),
     [CONN_DRAINING] = B(CONN_LINGER) | B(CONN_CLOSING),
@@ -32,7 +34,7 @@ static const unsigned transitions[] = {
 };
 
 /* Checked in release builds too: a bad move is a bug that would otherwise corrupt memory. */
-static void conn_move(struct kcp_conn *c, enum conn_state to)
+void conn_move(struct kcp_conn *c, enum conn_state to)
 {
     if (!(transitions[c->state] & B(to))) {
         kcp_log(KCP_LOG_ERROR, "net", "bug: connection state %d -> %d", (int)c->state, (int)to);
@@ -41,7 +43,6 @@ static void conn_move(struct kcp_conn *c, enum conn_state to)
     c->state = to;
 }
 
-static void conn_update_reading(struct kcp_conn *c);
 static void conn_pump(struct kcp_conn *c);
 
 static struct kcp_conn *conn_alloc(struct kcp_loop *loop, enum conn_kind kind)
@@ -79,21 +80,25 @@ void conn_describe_peer(const struct kcp_conn *c, char *out, size_t size)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char host[64] = "?";
-    int port = 0;
     snprintf(out, size, "memory");
-    if (c->kind == CONN_MEMORY || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+    if (c->kind == CONN_MEMORY)
         return;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0) {
+        if (c->remote.ss_family == 0) {
+            snprintf(out, size, "?");
+            return;
+        }
+        ss = c->remote; /* still connecting, or the connect failed */
+    }
     if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         uv_ip6_name(a, host, sizeof(host));
-        port = ntohs(a->sin6_port);
-        snprintf(out, size, "[%s]:%d", host, port);
+        snprintf(out, size, "[%s]:%d", host, ntohs(a->sin6_port));
         return;
     }
     struct sockaddr_in *a = (struct sockaddr_in *)&ss;
     uv_ip4_name(a, host, sizeof(host));
-    port = ntohs(a->sin_port);
-    snprintf(out, size, "%s:%d", host, port);
+    snprintf(out, size, "%s:%d", host, ntohs(a->sin_port));
 }
 
 static void conn_free(struct kcp_conn *c)
@@ -136,6 +141,11 @@ static void conn_on_timer(uv_timer_t *t)
     struct kcp_conn *c = t->data;
     char peer[80];
     switch (c->state) {
+    case CONN_CONNECTING:
+        conn_describe_peer(c, peer, sizeof(peer));
+        KCP_LOG_V(1, "net", "connect to %s timed out", peer);
+        conn_close_now(c);
+        break;
     case CONN_HANDSHAKE:
         conn_describe_peer(c, peer, sizeof(peer));
         KCP_LOG_V(1, "net", "TLS handshake with %s timed out", peer);
@@ -150,6 +160,11 @@ static void conn_on_timer(uv_timer_t *t)
     default:
         break;
     }
+}
+
+void conn_set_deadline(struct kcp_conn *c, uint64_t ms)
+{
+    uv_timer_start(&c->timer, conn_on_timer, ms, 0);
 }
 
 static void conn_on_shutdown(uv_shutdown_t *req, int status)
@@ -326,7 +341,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_pump(c);
 }
 
-static void conn_update_reading(struct kcp_conn *c)
+void conn_update_reading(struct kcp_conn *c)
 {
     if (c->kind == CONN_MEMORY)
         return;
@@ -349,7 +364,7 @@ void kcp_conn_start(struct kcp_conn *c, const struct kcp_conn_handler *handler)
     assert(handler && !c->handler);
     c->handler = handler;
     if (c->kind == CONN_TLS) {
-        if (tls_conn_setup(c, c->tls_cfg) != 0) {
+        if (tls_conn_setup(c) != 0) {
             conn_close_now(c);
             return;
         }
@@ -364,6 +379,9 @@ void kcp_conn_start(struct kcp_conn *c, const struct kcp_conn_handler *handler)
 int kcp_conn_write(struct kcp_conn *c, const void *data, size_t len)
 {
     switch (c->state) {
+    case CONN_CONNECTING:
+        kcp_buf_append(&c->early, data, len); /* no socket to write to yet */
+        return 0;
     case CONN_NEW:
     case CONN_HANDSHAKE:
         if (c->kind == CONN_TLS) {
@@ -404,6 +422,7 @@ void kcp_conn_close(struct kcp_conn *c, bool graceful)
 {
     switch (c->state) {
     case CONN_NEW:
+    case CONN_CONNECTING: /* nothing sent yet: nothing to flush */
         conn_close_now(c);
         break;
     case CONN_HANDSHAKE:

@@ -40,13 +40,14 @@ static int tls_on_send(void *ctx, const unsigned char *buf, size_t len)
 }
 
 /*
- * Called for each certificate of the client's chain with what is wrong with it. With
- * authmode OPTIONAL mbedTLS would go on past a bad chain; failing here makes it a fatal
- * handshake error instead, so an untrusted certificate never reaches the application.
+ * Called for each certificate of the peer's chain with what is wrong with it; data names the
+ * peer's side ("client" or "server") for the log. With authmode OPTIONAL (the server) mbedTLS
+ * would go on past a bad chain; failing here makes it a fatal handshake error instead, so an
+ * untrusted certificate never reaches the application.
  */
 int tls_on_verify(void *data, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
-    (void)data;
+    const char *side = data;
     if (*flags == 0)
         return 0;
     if (kcp_log_verbosity() >= 1) {
@@ -56,18 +57,33 @@ int tls_on_verify(void *data, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
         size_t n = strlen(info);
         while (n && info[n - 1] == '\n')
             info[--n] = '\0';
-        kcp_log(KCP_LOG_INFO, "net", "client certificate \"%s\" (depth %d) rejected: %s", subject,
+        kcp_log(KCP_LOG_INFO, "net", "%s certificate \"%s\" (depth %d) rejected: %s", side, subject,
                 depth, info);
     }
     return MBEDTLS_ERR_X509_FATAL_ERROR;
 }
 
-int tls_conn_setup(struct kcp_conn *c, struct kcp_tls_config *cfg)
+int tls_conn_setup(struct kcp_conn *c)
 {
-    c->gen = tls_config_acquire(cfg);
+    const mbedtls_ssl_config *conf;
+    int r;
+    if (c->client_cfg) {
+        conf = &c->client_cfg->conf;
+    } else {
+        c->gen = tls_config_acquire(c->tls_cfg);
+        conf = &c->gen->conf;
+    }
     mbedtls_ssl_init(&c->ssl);
-    int r = mbedtls_ssl_setup(&c->ssl, &c->gen->conf);
-    if (r != 0) {
+    c->ssl_ready = true;
+    if ((r = mbedtls_ssl_setup(&c->ssl, conf)) != 0) {
+        tls_log_error("TLS setup", "", r);
+        return KCP_ECRYPTO;
+    }
+    /*
+     * A client checks no host name: peers are addressed by IP and the CA is the cluster's own.
+     * Said explicitly, because mbedTLS 3.6.3 and later refuse to verify a server otherwise.
+     */
+    if (c->client_cfg && (r = mbedtls_ssl_set_hostname(&c->ssl, NULL)) != 0) {
         tls_log_error("TLS setup", "", r);
         return KCP_ECRYPTO;
     }
@@ -90,16 +106,21 @@ void tls_conn_free(struct kcp_conn *c)
 {
     identity_free(c->identity);
     c->identity = NULL;
-    if (c->gen) {
+    if (c->ssl_ready)
         mbedtls_ssl_free(&c->ssl);
+    c->ssl_ready = false;
+    if (c->gen)
         tls_gen_release(c->gen);
-        c->gen = NULL;
-    }
+    c->gen = NULL;
+    if (c->client_cfg)
+        tls_client_config_release(c->client_cfg);
+    c->client_cfg = NULL;
 }
 
 /*
  * The Kubernetes x509 authenticator's mapping: user from the subject CN, groups from every O.
- * No CN means no identity (anonymous), as upstream.
+ * No CN means no identity (anonymous), as upstream. On a client connection the same mapping
+ * names the server.
  */
 static struct kcp_peer_identity *identity_from_cert(const mbedtls_x509_crt *crt)
 {
@@ -134,14 +155,18 @@ void tls_handshake_step(struct kcp_conn *c)
     if (r != 0) {
         conn_describe_peer(c, peer, sizeof(peer));
         tls_log_error("TLS handshake with", peer, r);
-        conn_drain(c); /* the alert mbedTLS queued still goes out */
+        if (c->state != CONN_CLOSING) /* a failed write may have closed it already */
+            conn_drain(c);            /* the alert mbedTLS queued still goes out */
         return;
     }
     const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
-    if (crt && mbedtls_ssl_get_verify_result(&c->ssl) != 0) {
-        /* Verified but unfit, e.g. no clientAuth usage, which OPTIONAL lets through. */
+    /*
+     * Verified but unfit, e.g. no clientAuth usage, which OPTIONAL lets through; or a server
+     * with no certificate at all, which REQUIRED already refuses (kept so, whatever the config).
+     */
+    if ((crt && mbedtls_ssl_get_verify_result(&c->ssl) != 0) || (!crt && c->client_cfg)) {
         conn_describe_peer(c, peer, sizeof(peer));
-        KCP_LOG_V(1, "net", "TLS client %s: certificate rejected (flags 0x%x)", peer,
+        KCP_LOG_V(1, "net", "TLS peer %s: certificate rejected (flags 0x%x)", peer,
                   mbedtls_ssl_get_verify_result(&c->ssl));
         mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
                                        MBEDTLS_SSL_ALERT_MSG_BAD_CERT);

@@ -9,7 +9,7 @@
 /* Only HTTP/1.1 is offered: Go's client then never tries h2, which the server does not speak. */
 static const char *alpn_protocols[] = {"http/1.1", NULL};
 
-static int load_error(const char *what, const char *path, int ret)
+int tls_load_error(const char *what, const char *path, int ret)
 {
     char msg[160];
     mbedtls_strerror(ret, msg, sizeof(msg));
@@ -38,21 +38,21 @@ static int gen_new(struct tls_gen **out, struct kcp_tls_config *cfg, const char 
     gen->refs = 1;
 
     if ((r = mbedtls_x509_crt_parse_file(&gen->cert, cert_path)) != 0) {
-        err = load_error("loading certificate", cert_path, r);
+        err = tls_load_error("loading certificate", cert_path, r);
         goto done;
     }
     if ((r = mbedtls_pk_parse_keyfile(&gen->key, key_path, NULL)) != 0) {
-        err = load_error("loading key", key_path, r);
+        err = tls_load_error("loading key", key_path, r);
         goto done;
     }
     if ((r = mbedtls_pk_check_pair(&gen->cert.pk, &gen->key)) != 0) {
-        err = load_error("key does not match certificate", cert_path, r);
+        err = tls_load_error("key does not match certificate", cert_path, r);
         goto done;
     }
     r = mbedtls_ssl_config_defaults(&gen->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT);
     if (r != 0) {
-        err = load_error("TLS defaults for", cert_path, r);
+        err = tls_load_error("TLS defaults for", cert_path, r);
         goto done;
     }
     /* TLS 1.2 and up; the default ciphersuites include the ECDHE-ECDSA/RSA GCM ones Go offers. */
@@ -62,10 +62,10 @@ static int gen_new(struct tls_gen **out, struct kcp_tls_config *cfg, const char 
     mbedtls_ssl_conf_ca_chain(&gen->conf, &cfg->ca, NULL);
     /* OPTIONAL: no certificate is fine (anonymous); a bad one fails in tls_on_verify. */
     mbedtls_ssl_conf_authmode(&gen->conf, MBEDTLS_SSL_VERIFY_OPTIONAL);
-    mbedtls_ssl_conf_verify(&gen->conf, tls_on_verify, NULL);
+    mbedtls_ssl_conf_verify(&gen->conf, tls_on_verify, "client");
     if ((r = mbedtls_ssl_conf_alpn_protocols(&gen->conf, alpn_protocols)) != 0 ||
         (r = mbedtls_ssl_conf_own_cert(&gen->conf, &gen->cert, &gen->key)) != 0) {
-        err = load_error("TLS configuration for", cert_path, r);
+        err = tls_load_error("TLS configuration for", cert_path, r);
         goto done;
     }
     *out = gen;
@@ -101,11 +101,11 @@ int kcp_tls_config_new(struct kcp_tls_config **out, const char *ca_path, const c
     r = mbedtls_ctr_drbg_seed(&cfg->drbg, mbedtls_entropy_func, &cfg->entropy,
                               (const unsigned char *)pers, sizeof(pers) - 1);
     if (r != 0) {
-        err = load_error("seeding the TLS random generator", "", r);
+        err = tls_load_error("seeding the TLS random generator", "", r);
         goto done;
     }
     if ((r = mbedtls_x509_crt_parse_file(&cfg->ca, ca_path)) != 0) {
-        err = load_error("loading CA", ca_path, r);
+        err = tls_load_error("loading CA", ca_path, r);
         goto done;
     }
     if ((err = gen_new(&cfg->cur, cfg, cert_path, key_path)) != 0)

@@ -11,8 +11,8 @@
 static const struct {
     enum pki_kind kind;
     const char *name;
-} leaves[] = {{PKI_SERVER, "server"}, {PKI_ADMIN, "admin"}};
-enum { LEAF_SERVER, LEAF_ADMIN, LEAF_COUNT };
+} leaves[] = {{PKI_SERVER, "server"}, {PKI_ADMIN, "admin"}, {PKI_PEER, "peer"}};
+enum { LEAF_SERVER, LEAF_ADMIN, LEAF_PEER, LEAF_COUNT };
 
 static void remove_all(const char *data_dir)
 {
@@ -34,7 +34,7 @@ int kcp_pki_init(const struct kcp_pki_params *p)
     char *dir = NULL;
     struct pki_rng rng;
     struct pki_pem ca_pem = {NULL, NULL};
-    struct pki_pem pems[LEAF_COUNT] = {{NULL, NULL}, {NULL, NULL}};
+    struct pki_pem pems[LEAF_COUNT] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
     struct pki_pair ca;
 
     if ((rc = pki_params_check(p)) != 0)
@@ -148,7 +148,7 @@ int kcp_pki_renew(const struct kcp_pki_params *p, int *out_renewed)
     int64_t ca_left;
     struct pki_rng rng;
     struct pki_pem ca_pem = {NULL, NULL};
-    struct pki_pem pems[LEAF_COUNT] = {{NULL, NULL}, {NULL, NULL}};
+    struct pki_pem pems[LEAF_COUNT] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
     struct pki_pair ca;
 
     *out_renewed = 0;

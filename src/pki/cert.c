@@ -295,6 +295,7 @@ static int set_profile(mbedtls_x509write_cert *crt, enum pki_kind kind,
             return rc;
         return set_subject_alt_name(crt, &sans);
     case PKI_ADMIN:
+    case PKI_PEER:
         if (mbedtls_x509write_crt_set_basic_constraints(crt, 0, -1) != 0 ||
             mbedtls_x509write_crt_set_key_usage(crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE) != 0)
             return KCP_ECRYPTO;
@@ -327,6 +328,8 @@ int pki_issue(struct pki_pem *out, struct pki_rng *rng, enum pki_kind kind,
         subject = kcp_strdup("CN=kcp-ca");
     else if (kind == PKI_SERVER)
         subject = kcp_sprintf("CN=%s", p->node_name);
+    else if (kind == PKI_PEER)
+        subject = kcp_sprintf("O=%s,CN=%s%s", KCP_PKI_PEER_GROUP, KCP_PKI_PEER_PREFIX, p->node_name);
     else
         subject = kcp_strdup("O=system:masters,CN=kcp-admin");
     /* Go finds a certificate's parent by comparing its issuer with the CA's subject byte for

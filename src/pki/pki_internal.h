@@ -38,7 +38,7 @@ void pki_pair_free(struct pki_pair *pair);
 int pki_pair_parse(struct pki_pair *out, const struct pki_pem *pem);
 
 /* Which certificate to issue; each kind has a fixed profile (subject, usages, lifetime). */
-enum pki_kind { PKI_CA, PKI_SERVER, PKI_ADMIN };
+enum pki_kind { PKI_CA, PKI_SERVER, PKI_ADMIN, PKI_PEER };
 
 /* The validated parameters: KCP_EINVAL unless the node name and listen host are DNS names or
  * (the host) numeric addresses, and the port is a port. */

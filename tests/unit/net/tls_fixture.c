@@ -136,13 +136,14 @@ static int write_file(char *path, size_t size, const char *dir, const char *name
 int tls_fixture_init(struct tls_fixture *f)
 {
     struct gen g;
-    mbedtls_pk_context ca_key, srv_key, srv2_key, cli_key, rogue_ca_key, rogue_key;
+    mbedtls_pk_context ca_key, srv_key, srv2_key, cli_key, rogue_ca_key, rogue_key, rogue_srv_key;
     char *srv_pem = NULL, *srv2_pem = NULL, *srv_key_pem = NULL, *srv2_key_pem = NULL;
+    char *rogue_srv_pem = NULL, *rogue_srv_key_pem = NULL;
     int r;
     memset(f, 0, sizeof(*f));
     memset(&g, 0, sizeof(g));
-    mbedtls_pk_context *keys[] = {&ca_key,  &srv_key,      &srv2_key,
-                                  &cli_key, &rogue_ca_key, &rogue_key};
+    mbedtls_pk_context *keys[] = {&ca_key,       &srv_key,   &srv2_key,     &cli_key,
+                                  &rogue_ca_key, &rogue_key, &rogue_srv_key};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         mbedtls_pk_init(keys[i]);
     mbedtls_entropy_init(&g.entropy);
@@ -151,7 +152,8 @@ int tls_fixture_init(struct tls_fixture *f)
         goto done;
     if ((r = make_key(&g, &ca_key)) || (r = make_key(&g, &srv_key)) ||
         (r = make_key(&g, &srv2_key)) || (r = make_key(&g, &cli_key)) ||
-        (r = make_key(&g, &rogue_ca_key)) || (r = make_key(&g, &rogue_key)))
+        (r = make_key(&g, &rogue_ca_key)) || (r = make_key(&g, &rogue_key)) ||
+        (r = make_key(&g, &rogue_srv_key)))
         goto done;
     if ((r = make_cert(&g, KIND_CA, CA_NAME, &ca_key, &ca_key, &f->ca_pem)) ||
         (r = make_cert(&g, KIND_SERVER, "CN=kcp-server", &srv_key, &ca_key, &srv_pem)) ||
@@ -159,12 +161,15 @@ int tls_fixture_init(struct tls_fixture *f)
         (r = make_cert(&g, KIND_CLIENT, "CN=alice,O=system:masters", &cli_key, &ca_key,
                        &f->client_cert_pem)) ||
         (r = make_cert(&g, KIND_CLIENT, "CN=alice,O=system:masters", &rogue_key, &rogue_ca_key,
-                       &f->rogue_cert_pem)))
+                       &f->rogue_cert_pem)) ||
+        (r = make_cert(&g, KIND_SERVER, "CN=kcp-server", &rogue_srv_key, &rogue_ca_key,
+                       &rogue_srv_pem)))
         goto done;
     srv_key_pem = key_pem(&srv_key);
     srv2_key_pem = key_pem(&srv2_key);
     f->client_key_pem = key_pem(&cli_key);
     f->rogue_key_pem = key_pem(&rogue_key);
+    rogue_srv_key_pem = key_pem(&rogue_srv_key);
     snprintf(f->dir, sizeof(f->dir), "/tmp/kcp-tls-XXXXXX");
     r = -1;
     if (!mkdtemp(f->dir))
@@ -177,7 +182,11 @@ int tls_fixture_init(struct tls_fixture *f)
         write_file(f->client_cert_path, sizeof(f->client_cert_path), f->dir, "client.crt",
                    f->client_cert_pem) ||
         write_file(f->client_key_path, sizeof(f->client_key_path), f->dir, "client.key",
-                   f->client_key_pem))
+                   f->client_key_pem) ||
+        write_file(f->rogue_server_cert_path, sizeof(f->rogue_server_cert_path), f->dir,
+                   "rogue-server.crt", rogue_srv_pem) ||
+        write_file(f->rogue_server_key_path, sizeof(f->rogue_server_key_path), f->dir,
+                   "rogue-server.key", rogue_srv_key_pem))
         goto done;
     r = 0;
 done:
@@ -185,12 +194,15 @@ done:
     free(srv2_pem);
     free(srv_key_pem);
     free(srv2_key_pem);
+    free(rogue_srv_pem);
+    free(rogue_srv_key_pem);
     mbedtls_pk_free(&ca_key);
     mbedtls_pk_free(&srv_key);
     mbedtls_pk_free(&srv2_key);
     mbedtls_pk_free(&cli_key);
     mbedtls_pk_free(&rogue_ca_key);
     mbedtls_pk_free(&rogue_key);
+    mbedtls_pk_free(&rogue_srv_key);
     mbedtls_ctr_drbg_free(&g.drbg);
     mbedtls_entropy_free(&g.entropy);
     return r;
@@ -198,8 +210,15 @@ done:
 
 void tls_fixture_cleanup(struct tls_fixture *f)
 {
-    const char *paths[] = {f->ca_path,   f->cert_path,        f->key_path,       f->cert2_path,
-                           f->key2_path, f->client_cert_path, f->client_key_path};
+    const char *paths[] = {f->ca_path,
+                           f->cert_path,
+                           f->key_path,
+                           f->cert2_path,
+                           f->key2_path,
+                           f->client_cert_path,
+                           f->client_key_path,
+                           f->rogue_server_cert_path,
+                           f->rogue_server_key_path};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         if (paths[i][0])
             unlink(paths[i]);

@@ -336,14 +336,14 @@ static void test_admin_subject(void **state)
 static void test_chain_and_serials(void **state)
 {
     struct fixture *f = *state;
-    static const char *const leaves[] = {"server", "admin"};
+    static const char *const leaves[] = {"server", "admin", "peer"};
     mbedtls_x509_crt ca;
     load_crt(&ca, f, "ca");
     assert_true(ca.ca_istrue);
     assert_int_equal(ca.version, 3);
     assert_true(mbedtls_x509_crt_check_key_usage(&ca, MBEDTLS_X509_KU_KEY_CERT_SIGN) == 0);
     assert_int_equal(epoch(&ca.valid_to), NOW + KCP_PKI_CA_DAYS * DAY);
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         mbedtls_x509_crt leaf;
         uint32_t flags = 0;
         load_crt(&leaf, f, leaves[i]);
@@ -410,7 +410,7 @@ static void test_renew_when_due(void **state)
          *kubeconfig_before = slurp(f, "kubeconfig", NULL);
     f->p.now = NOW + 300 * DAY;
     assert_int_equal(kcp_pki_renew(&f->p, &renewed), 0);
-    assert_int_equal(renewed, 2);
+    assert_int_equal(renewed, 3); /* server, admin and peer */
     assert_true(not_after(f, "server") > server_before);
     assert_true(not_after(f, "admin") > admin_before);
     assert_int_equal(not_after(f, "server"), f->p.now + KCP_PKI_LEAF_DAYS * DAY);

@@ -1,0 +1,73 @@
+/* kcp cluster: Raft on the daemon's loop — durable log, peer transport, join, members. */
+#ifndef KCP_CLUSTER_H
+#define KCP_CLUSTER_H
+
+#include <kcp/http.h>
+#include <kcp/loop.h>
+#include <kcp/store.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * Every server runs Raft, a lone one too: the store's proposer becomes the Raft log, so a write
+ * takes one path everywhere (docs/RAFT.md, "In the daemon"). The cluster installs itself as the
+ * store's proposer and registers the /raft/v1/ routes on the HTTP server:
+ *   POST /raft/v1/msgs      Raft messages from a peer (client certificate of group kcp:peers)
+ *   POST /raft/v1/propose   a follower's write forwarded to the leader (kcp:peers)
+ *   GET  /raft/v1/ca        the cluster CA certificate (anonymous: a joiner pins it by hash)
+ *   POST /raft/v1/join      a new server asks to join (anonymous; proves the token's secret)
+ *   GET  /raft/v1/members   NAME ADDRESS ROLE lines (any authenticated client)
+ *   POST /raft/v1/members/remove?name=NAME   removes a member (system:masters; leader only)
+ */
+struct kcp_cluster;
+
+struct kcp_cluster_config {
+    struct kcp_loop *loop;        /* borrowed */
+    struct kcp_store *store;      /* borrowed; must outlive the cluster */
+    struct kcp_http_server *http; /* borrowed; routes added by open, before it starts */
+    const char *data_dir;         /* Raft state lives in DIR/raft */
+    const char *node_name;
+    const char *address;  /* HOST:PORT the other servers dial: the --listen address */
+    uint64_t join_id;     /* non-zero: this server was admitted by a leader under this id */
+    uint32_t election_ms; /* 0: the default (1000 ms) */
+    uint32_t heartbeat_ms;
+};
+
+/*
+ * Opens DIR/raft and starts the core. A data dir without Raft state founds a one-member
+ * cluster (keeping what the store holds), unless join_id is set: then the server waits for the
+ * leader to send it the log. KCP_EIO on a disk error.
+ */
+int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *cfg);
+/*
+ * Hands leadership to another voter when this server leads (so that a SIGTERM costs no
+ * election timeout), stops the transport and the log, then calls cb. Run the loop until then.
+ */
+void kcp_cluster_close(struct kcp_cluster *c, void (*cb)(void *data), void *data);
+
+/* A leader is known and this server's store has applied what it committed when learnt. */
+bool kcp_cluster_ready(const struct kcp_cluster *c);
+bool kcp_cluster_is_leader(const struct kcp_cluster *c);
+
+/*
+ * Linearizable read barrier (ReadIndex, §6.4): cb(data, 0) once this server's store reflects
+ * every write committed before the call; KCP_EUNAVAILABLE (no leader) or KCP_ETIMEOUT otherwise.
+ * cb never fires synchronously.
+ */
+typedef void (*kcp_cluster_barrier_cb)(void *data, int status);
+void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data);
+
+/* Leadership changed: cb(data, true) when this server became leader, false when it stopped. */
+typedef void (*kcp_cluster_leader_cb)(void *data, bool leader);
+void kcp_cluster_on_leadership(struct kcp_cluster *c, kcp_cluster_leader_cb cb, void *data);
+
+/* The join token's secret file under DIR/pki (created by kcp_cluster_token), and the token. */
+#define KCP_CLUSTER_TOKEN_PREFIX "kcp1."
+/*
+ * Prints into *out a new string "kcp1.<sha256 of ca.crt, hex>.<secret>", creating the secret
+ * (32 random bytes, hex, file mode 0600) on first use. KCP_ENOTFOUND without a cluster.
+ */
+int kcp_cluster_token(const char *data_dir, char **out);
+
+#endif
