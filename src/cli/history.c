@@ -1,19 +1,25 @@
-/* kcp history: read the cluster's git history (log, show, diff, conflicts, path) and restore. */
+/* kcp history: read the cluster's git history (log, show, diff, conflicts, size, path), restore,
+ * and squash it offline. The reading lives in src/history (read.c), shared with the API. */
 #include "cli_int.h"
 
 #include <kcp/base.h>
 #include <kcp/codec.h>
 #include <kcp/history.h>
 
+#include <fcntl.h>
 #include <git2.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 static const char *data_dir = "/var/lib/kcp";
 static const char *at;
 static const char *from;
 static const char *to;
+static int keep_commits;
+static int keep_days;
 
 static const struct kcp_flag flags[] = {
     {"data-dir", 'd', KCP_FLAG_STRING, &data_dir, "/var/lib/kcp",
@@ -23,342 +29,205 @@ static const struct kcp_flag flags[] = {
      "diff: the older commit."},
     {"to", 0, KCP_FLAG_STRING, &to, "the last commit touching the object",
      "diff: the newer commit."},
+    {"keep-commits", 0, KCP_FLAG_INT, &keep_commits, "0",
+     "squash: keep the newest N commits of the main line (0: no limit)."},
+    {"keep-days", 0, KCP_FLAG_INT, &keep_days, "0",
+     "squash: keep the commits dated within D days of the newest one (0: no limit)."},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-static int git_err(const char *what)
-{
-    const git_error *e = git_error_last();
-    fprintf(stderr, "Error: %s: %s\n", what, e && e->message ? e->message : "git error");
-    return KCP_EXIT_FAIL;
-}
-
 /* Read-only: no lock is taken, so this works while the server records. */
-static int open_repo(git_repository **out)
+static int open_repo(struct kcp_history_repo **out)
 {
     char *path = kcp_history_repo_path(data_dir);
-    git_libgit2_init();
-    /* The repository may belong to the server's user. */
-    git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-    int rc = git_repository_open_bare(out, path);
+    int rc = kcp_history_repo_open(out, path);
     if (rc != 0)
         fprintf(stderr, "Error: no history at %s\n", path);
     free(path);
     return rc == 0 ? 0 : KCP_EXIT_FAIL;
 }
 
-static int resolve(git_repository *repo, const char *spec, git_commit **out)
+/* A failed read: the reason on stderr, usage errors (a bad object name) as exit code 2. */
+static int read_failed(struct kcp_history_repo *repo, int rc)
 {
-    git_object *obj = NULL, *peeled = NULL;
-    if (git_revparse_single(&obj, repo, spec) != 0 ||
-        git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) != 0) {
-        git_object_free(obj);
-        fprintf(stderr, "Error: unknown commit %s\n", spec);
-        return KCP_EXIT_FAIL;
-    }
-    git_object_free(obj);
-    *out = (git_commit *)peeled;
-    return 0;
+    fprintf(stderr, "Error: %s\n", kcp_history_repo_error(repo));
+    return rc == KCP_EINVAL ? KCP_EXIT_USAGE : KCP_EXIT_FAIL;
 }
 
-/* The blob id of path in commit, or false when the object does not exist there. */
-static bool blob_at(git_commit *c, const char *path, git_oid *out)
-{
-    git_tree *t = NULL;
-    git_tree_entry *te = NULL;
-    bool found = false;
-    if (c && git_commit_tree(&t, c) == 0 && git_tree_entry_bypath(&te, t, path) == 0) {
-        git_oid_cpy(out, git_tree_entry_id(te));
-        found = true;
-    }
-    git_tree_entry_free(te);
-    git_tree_free(t);
-    return found;
-}
-
-/* Whether commit changed path relative to its first parent. */
-static bool touches(git_commit *c, const char *path)
-{
-    git_commit *parent = NULL;
-    git_oid a, b;
-    if (git_commit_parentcount(c) > 0)
-        git_commit_parent(&parent, c, 0);
-    bool in_c = blob_at(c, path, &a), in_p = blob_at(parent, path, &b);
-    git_commit_free(parent);
-    return in_c != in_p || (in_c && !git_oid_equal(&a, &b));
-}
-
-static void print_time(FILE *out, git_time_t t)
+static void print_time(FILE *out, int64_t t)
 {
     char buf[32];
-    kcp_codec_format_time(buf, (int64_t)t);
+    kcp_codec_format_time(buf, t);
     fputs(buf, out);
 }
 
-/* The subject "verb object by user[ (+N more)]" as columns: id, verb, object, user, date. */
-static void print_line(git_commit *c, const char *object)
+/* Columns: id, verb, object, user, date[, (+N more)]. */
+static int log_print(void *ctx, const struct kcp_history_commit *c)
 {
-    char hex[GIT_OID_HEXSZ + 1];
-    const char *subject = git_commit_summary(c);
-    const git_signature *a = git_commit_author(c);
-    git_oid_tostr(hex, sizeof(hex), git_commit_id(c));
-    const char *sp = strchr(subject, ' ');
-    int verb_len = sp ? (int)(sp - subject) : (int)strlen(subject);
-    char obj[512] = "";
-    if (sp)
-        sscanf(sp + 1, "%511s", obj);
-    printf("%.12s %-8.*s %s %s ", hex, verb_len, subject, object ? object : obj, a->name);
-    print_time(stdout, a->when.time);
-    const char *more = strstr(subject, " (+");
-    printf("%s\n", more && !object ? more : "");
-}
-
-typedef int (*walk_cb)(git_commit *c, void *ctx);
-
-/* Newest first along refs/heads/main's first-parent line. */
-static int walk(git_repository *repo, walk_cb cb, void *ctx)
-{
-    git_revwalk *w = NULL;
-    git_oid id;
-    int rc = 0;
-    if (git_revwalk_new(&w, repo) != 0)
-        return git_err("revwalk");
-    git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL);
-    git_revwalk_simplify_first_parent(w);
-    if (git_revwalk_push_ref(w, "refs/heads/main") != 0) {
-        git_revwalk_free(w);
-        return 0; /* nothing recorded yet */
-    }
-    while (rc == 0 && git_revwalk_next(&id, w) == 0) {
-        git_commit *c = NULL;
-        if (git_commit_lookup(&c, repo, &id) != 0) {
-            rc = git_err("reading a commit");
-            break;
-        }
-        rc = cb(c, ctx);
-        git_commit_free(c);
-    }
-    git_revwalk_free(w);
-    return rc < 0 ? 0 : rc; /* a negative return stops the walk early without an error */
-}
-
-struct log_ctx {
-    const char *path, *object;
-    size_t n;
-    git_oid first, last; /* oldest and newest commit touching path */
-};
-
-static int log_on_commit(git_commit *c, void *ctx)
-{
-    struct log_ctx *l = ctx;
-    if (l->path && !touches(c, l->path))
-        return 0;
-    if (l->object || !l->path)
-        print_line(c, l->object);
-    if (l->n++ == 0)
-        git_oid_cpy(&l->last, git_commit_id(c));
-    git_oid_cpy(&l->first, git_commit_id(c));
+    const char *object = ctx;
+    printf("%.12s %-8s %s %s ", c->id, c->verb, *c->object ? c->object : "-", c->user);
+    print_time(stdout, c->time);
+    if (c->more && !object)
+        printf(" (+%u more)", c->more);
+    printf("\n");
     return 0;
 }
 
-static int cmd_log(git_repository *repo, const char *object)
+static int cmd_log(struct kcp_history_repo *repo, const char *object)
 {
-    struct kcp_buf path = KCP_BUF_INIT;
-    struct log_ctx l = {.object = object};
-    if (object && kcp_history_object_path(&path, object) != 0) {
-        fprintf(stderr, "Error: want RESOURCE[.GROUP]/NAMESPACE/NAME or RESOURCE[.GROUP]/NAME\n");
+    int rc = kcp_history_log(repo, object, 0, log_print, (void *)object, NULL);
+    return rc == 0 ? KCP_EXIT_OK : read_failed(repo, rc);
+}
+
+static int cmd_show(struct kcp_history_repo *repo, const char *object, struct kcp_buf *out)
+{
+    if (!at || !*at) {
+        fprintf(stderr, "Error: --at COMMIT is required\n");
         return KCP_EXIT_USAGE;
     }
-    l.path = object ? path.data : NULL;
-    int rc = walk(repo, log_on_commit, &l);
-    kcp_buf_free(&path);
-    return rc;
+    int rc = kcp_history_show(out, repo, object, at);
+    return rc == 0 ? KCP_EXIT_OK : read_failed(repo, rc);
 }
 
-static int read_blob(git_repository *repo, git_commit *c, const char *path, struct kcp_buf *out)
+static int cmd_diff(struct kcp_history_repo *repo, const char *object)
 {
-    git_oid id;
-    git_blob *b = NULL;
-    if (!blob_at(c, path, &id))
-        return KCP_ENOTFOUND;
-    if (git_blob_lookup(&b, repo, &id) != 0)
-        return KCP_EIO;
-    kcp_buf_append(out, git_blob_rawcontent(b), (size_t)git_blob_rawsize(b));
-    git_blob_free(b);
-    return 0;
-}
-
-static int show_at(git_repository *repo, const char *object, const char *commit_spec,
-                   struct kcp_buf *out)
-{
-    struct kcp_buf path = KCP_BUF_INIT;
-    git_commit *c = NULL;
-    int rc = KCP_EXIT_USAGE;
-    if (!commit_spec || !*commit_spec) {
-        fprintf(stderr, "Error: --at COMMIT is required\n");
-        goto done;
-    }
-    if (kcp_history_object_path(&path, object) != 0) {
-        fprintf(stderr, "Error: want RESOURCE[.GROUP]/NAMESPACE/NAME or RESOURCE[.GROUP]/NAME\n");
-        goto done;
-    }
-    if ((rc = resolve(repo, commit_spec, &c)) != 0)
-        goto done;
-    if (read_blob(repo, c, path.data, out) != 0) {
-        fprintf(stderr, "Error: %s does not exist at %s\n", object, commit_spec);
-        rc = KCP_EXIT_FAIL;
-    }
-done:
-    git_commit_free(c);
-    kcp_buf_free(&path);
-    return rc;
-}
-
-static int print_patch(git_repository *repo, git_commit *a, git_commit *b, const char *path)
-{
-    git_oid ia, ib;
-    git_blob *ba = NULL, *bb = NULL;
-    git_patch *p = NULL;
-    git_buf out = {0};
-    int rc = KCP_EXIT_OK;
-    if (a && blob_at(a, path, &ia))
-        git_blob_lookup(&ba, repo, &ia);
-    if (b && blob_at(b, path, &ib))
-        git_blob_lookup(&bb, repo, &ib);
-    if (git_patch_from_blobs(&p, ba, path, bb, path, NULL) != 0 || git_patch_to_buf(&out, p) != 0)
-        rc = git_err("diff");
-    else
-        fwrite(out.ptr, 1, out.size, stdout);
-    git_buf_dispose(&out);
-    git_patch_free(p);
-    git_blob_free(ba);
-    git_blob_free(bb);
-    return rc;
-}
-
-static int cmd_diff(git_repository *repo, const char *object)
-{
-    struct kcp_buf path = KCP_BUF_INIT;
-    struct log_ctx l = {0};
-    git_commit *a = NULL, *b = NULL;
-    int rc = KCP_EXIT_USAGE;
-    if (kcp_history_object_path(&path, object) != 0) {
-        fprintf(stderr, "Error: want RESOURCE[.GROUP]/NAMESPACE/NAME or RESOURCE[.GROUP]/NAME\n");
-        goto done;
-    }
-    l.path = path.data;
-    if ((!from || !to) && (rc = walk(repo, log_on_commit, &l)) != 0)
-        goto done;
-    if ((!from || !to) && l.n == 0) {
-        fprintf(stderr, "Error: no commit touches %s\n", object);
-        rc = KCP_EXIT_FAIL;
-        goto done;
-    }
-    rc = KCP_EXIT_FAIL;
-    if (from ? resolve(repo, from, &a) != 0 : git_commit_lookup(&a, repo, &l.first) != 0)
-        goto done;
-    if (to ? resolve(repo, to, &b) != 0 : git_commit_lookup(&b, repo, &l.last) != 0)
-        goto done;
-    /* One commit touching it: show what that commit did. */
-    if (git_oid_equal(git_commit_id(a), git_commit_id(b)) && !from) {
-        git_commit *parent = NULL;
-        git_commit_free(a);
-        a = git_commit_parentcount(b) && git_commit_parent(&parent, b, 0) == 0 ? parent : NULL;
-    }
-    rc = print_patch(repo, a, b, path.data);
-done:
-    git_commit_free(a);
-    git_commit_free(b);
-    kcp_buf_free(&path);
-    return rc;
+    struct kcp_buf out = KCP_BUF_INIT;
+    int rc = kcp_history_diff(&out, repo, object, from, to);
+    fwrite(out.data, 1, out.len, stdout);
+    kcp_buf_free(&out);
+    return rc == 0 ? KCP_EXIT_OK : read_failed(repo, rc);
 }
 
 /* ---- conflicts -------------------------------------------------------------------------- */
 
-static char *trailer(const char *message, const char *key)
+static int conflict_print(void *ctx, const struct kcp_history_conflict *c)
 {
-    git_message_trailer_array arr = {0};
-    char *v = NULL;
-    if (git_message_trailers(&arr, message) != 0)
-        return NULL;
-    for (size_t i = 0; i < arr.count; i++)
-        if (strcmp(arr.trailers[i].key, key) == 0)
-            v = kcp_strdup(arr.trailers[i].value);
-    git_message_trailer_array_free(&arr);
-    return v;
-}
-
-/* "refs/conflicts/<resource>/<ns or _cluster>/<name>/<index>" -> "resource/ns/name". */
-static char *ref_object(const char *ref)
-{
-    struct kcp_buf b = KCP_BUF_INIT;
-    const char *p = ref + strlen("refs/conflicts/");
-    const char *last = strrchr(p, '/');
-    if (!last)
-        return NULL;
-    for (const char *q = p; q < last; q++) {
-        unsigned int c;
-        if (*q == '%' && q + 2 < last && sscanf(q + 1, "%2x", &c) == 1) {
-            char ch = (char)c;
-            kcp_buf_append(&b, &ch, 1);
-            q += 2;
-        } else {
-            kcp_buf_append(&b, q, 1);
-        }
-    }
-    char *s = kcp_buf_detach(&b);
-    char *cl = strstr(s, "/_cluster/");
-    if (cl)
-        memmove(cl, cl + 9, strlen(cl + 9) + 1);
-    return s;
-}
-
-static int conflict_on_ref(const char *name, void *payload)
-{
-    git_repository *repo = payload;
-    git_commit *c = NULL, *cur = NULL;
-    git_oid id;
-    char hex[GIT_OID_HEXSZ + 1], curhex[GIT_OID_HEXSZ + 1] = "(none)";
-    char *object = ref_object(name), *current = NULL, *read_rv = NULL, *index = NULL;
-    struct kcp_buf path = KCP_BUF_INIT;
-    if (!object || git_reference_name_to_id(&id, repo, name) != 0 ||
-        git_commit_lookup(&c, repo, &id) != 0)
-        goto done;
-    current = trailer(git_commit_message(c), "Current-Commit");
-    read_rv = trailer(git_commit_message(c), "Read-Resource-Version");
-    index = trailer(git_commit_message(c), "Raft-Index");
-    git_oid_tostr(hex, sizeof(hex), &id);
-    if (current) {
-        git_oid cid;
-        if (git_oid_fromstr(&cid, current) == 0)
-            git_commit_lookup(&cur, repo, &cid);
-        snprintf(curhex, sizeof(curhex), "%.12s", current);
-    }
-    printf("%s by %s at ", object, git_commit_author(c)->name);
-    print_time(stdout, git_commit_author(c)->when.time);
-    printf(" (resourceVersion %s rejected; it had read %s)\n", index ? index : "?",
-           read_rv ? read_rv : "?");
-    printf("  rejected version: %.12s   version that won: %s\n", hex, curhex);
-    if (kcp_history_object_path(&path, object) == 0 && cur) {
-        fflush(stdout);
-        print_patch(repo, cur, c, path.data); /* - the version that won, + the rejected one */
-    }
+    struct kcp_history_repo *repo = ctx;
+    struct kcp_buf diff = KCP_BUF_INIT;
+    printf("%s by %s at ", c->object, c->user);
+    print_time(stdout, c->time);
+    printf(" (resourceVersion %llu rejected; it had read %llu)\n",
+           (unsigned long long)c->raft_index, (unsigned long long)c->read_revision);
+    printf("  rejected version: %.12s   version that won: %.12s\n", c->id,
+           *c->current ? c->current : "(none)");
+    /* - the version that won, + the rejected one */
+    if (*c->current && kcp_history_diff(&diff, repo, c->object, c->current, c->id) == 0)
+        fwrite(diff.data, 1, diff.len, stdout);
     printf("\n");
-done:
-    git_commit_free(c);
-    git_commit_free(cur);
-    free(object);
-    free(current);
-    free(read_rv);
-    free(index);
-    kcp_buf_free(&path);
+    kcp_buf_free(&diff);
     return 0;
 }
 
-static int cmd_conflicts(git_repository *repo)
+static int cmd_conflicts(struct kcp_history_repo *repo)
 {
-    int rc = git_reference_foreach_glob(repo, "refs/conflicts/*", conflict_on_ref, repo);
-    return rc == 0 ? KCP_EXIT_OK : git_err("listing refs/conflicts");
+    int rc = kcp_history_conflicts(repo, 0, conflict_print, repo, NULL);
+    return rc == 0 ? KCP_EXIT_OK : read_failed(repo, rc);
+}
+
+/* ---- size and squash -------------------------------------------------------------------- */
+
+static void print_bytes(const char *key, uint64_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        printf("%s: %llu B\n", key, (unsigned long long)n);
+    else
+        printf("%s: %.1f %s (%llu bytes)\n", key, v, units[u], (unsigned long long)n);
+}
+
+static int cmd_size(void)
+{
+    struct kcp_history_size s;
+    char *path = kcp_history_repo_path(data_dir);
+    int rc = kcp_history_size(&s, path);
+    if (rc != 0) {
+        fprintf(stderr, "Error: %s at %s\n",
+                rc == KCP_ENOTFOUND ? "no history" : "cannot read the history", path);
+        free(path);
+        return KCP_EXIT_FAIL;
+    }
+    free(path);
+    printf("commits: %llu\n", (unsigned long long)s.commits);
+    if (s.commits) {
+        printf("first raft index: %llu\n", (unsigned long long)s.first_index);
+        printf("last raft index: %llu\n", (unsigned long long)s.last_index);
+        printf("oldest commit: ");
+        print_time(stdout, s.oldest_time);
+        printf("\nnewest commit: ");
+        print_time(stdout, s.newest_time);
+        printf("\n");
+    }
+    printf("objects in HEAD: %llu\n", (unsigned long long)s.head_objects);
+    printf("conflict branches: %llu\n", (unsigned long long)s.conflicts);
+    printf("packs: %llu\n", (unsigned long long)s.packs);
+    print_bytes("pack bytes", s.pack_bytes);
+    printf("loose objects: %llu\n", (unsigned long long)s.loose_objects);
+    print_bytes("loose bytes", s.loose_bytes);
+    print_bytes("total on disk", s.disk_bytes);
+    return KCP_EXIT_OK;
+}
+
+/* The server squashes by itself (--history-keep-*): offline, the data directory must be free. */
+static int lock_data_dir(int *out_fd)
+{
+    char *path = kcp_sprintf("%s/kcp.lock", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(path);
+    if (fd < 0) {
+        fprintf(stderr, "Error: cannot open %s/kcp.lock\n", data_dir);
+        return KCP_EXIT_FAIL;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr,
+                "Error: %s is in use by a running kcp server; stop it first, or let the server "
+                "squash (--history-keep-commits, --history-keep-days)\n",
+                data_dir);
+        close(fd);
+        return KCP_EXIT_FAIL;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+static int cmd_squash(void)
+{
+    struct kcp_history_retention keep = {0};
+    struct kcp_history_squash_result res;
+    int fd = -1, rc;
+    if (keep_commits < 0 || keep_days < 0 || (!keep_commits && !keep_days)) {
+        fprintf(stderr, "Error: want --keep-commits N and/or --keep-days D (positive)\n");
+        return KCP_EXIT_USAGE;
+    }
+    keep.keep_commits = (uint64_t)keep_commits;
+    keep.keep_days = (uint32_t)keep_days;
+    if ((rc = lock_data_dir(&fd)) != 0)
+        return rc;
+    char *path = kcp_history_repo_path(data_dir);
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "Error: no history at %s\n", path);
+        rc = KCP_EXIT_FAIL;
+    } else if (kcp_history_squash(&res, path, &keep) != 0) {
+        fprintf(stderr, "Error: squashing %s failed (see the log above)\n", path);
+        rc = KCP_EXIT_FAIL;
+    } else if (!res.squashed) {
+        printf("nothing to squash: %llu commits, all kept\n", (unsigned long long)res.kept);
+    } else {
+        printf("squashed %llu commits (Raft-Index %llu..%llu) into a root; kept %llu commits; "
+               "dropped %llu conflict branches; objects %llu -> %llu bytes\n",
+               (unsigned long long)res.squashed, (unsigned long long)res.first_index,
+               (unsigned long long)res.last_index, (unsigned long long)res.kept,
+               (unsigned long long)res.conflicts_dropped, (unsigned long long)res.bytes_before,
+               (unsigned long long)res.bytes_after);
+    }
+    free(path);
+    close(fd);
+    return rc;
 }
 
 /* ---- restore ---------------------------------------------------------------------------- */
@@ -375,12 +244,12 @@ static void strip_server_fields(json_t *obj)
         json_object_del(meta, drop[i]);
 }
 
-static int cmd_restore(git_repository *repo, const char *object)
+static int cmd_restore(struct kcp_history_repo *repo, const char *object)
 {
     struct kcp_buf yaml = KCP_BUF_INIT, url = KCP_BUF_INIT, body = KCP_BUF_INIT,
                    resp = KCP_BUF_INIT;
     json_t *obj = NULL;
-    int status = 0, rc = show_at(repo, object, at, &yaml);
+    int status = 0, rc = cmd_show(repo, object, &yaml);
     if (rc != 0)
         goto done;
     rc = KCP_EXIT_FAIL;
@@ -461,31 +330,39 @@ static int cmd_path(void)
 
 static int history_run(int argc, char **argv)
 {
-    git_repository *repo = NULL;
+    struct kcp_history_repo *repo = NULL;
     struct kcp_buf out = KCP_BUF_INIT;
     const char *sub = argc > 0 ? argv[0] : NULL;
     const char *object = argc > 1 ? argv[1] : NULL;
     int rc = KCP_EXIT_USAGE;
     bool needs_object = sub && (strcmp(sub, "show") == 0 || strcmp(sub, "diff") == 0 ||
                                 strcmp(sub, "restore") == 0);
+    bool no_args =
+        sub && (strcmp(sub, "path") == 0 || strcmp(sub, "size") == 0 || strcmp(sub, "squash") == 0);
     if (!sub) {
-        fprintf(stderr, "Error: want a subcommand: log, show, diff, restore, conflicts, path\n");
+        fprintf(stderr, "Error: want a subcommand: log, show, diff, restore, conflicts, size, "
+                        "squash, path\n");
         return KCP_EXIT_USAGE;
     }
+    if (no_args && argc > 1)
+        return cli_no_args("history", argc - 1, argv + 1);
+    /* The repository may belong to the server's user. */
+    git_libgit2_init();
+    git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
     if (strcmp(sub, "path") == 0)
-        return argc == 1 ? cmd_path() : cli_no_args("history path", argc - 1, argv + 1);
-    if ((needs_object && argc != 2) || argc > 2) {
+        rc = cmd_path();
+    else if (strcmp(sub, "size") == 0)
+        rc = cmd_size();
+    else if (strcmp(sub, "squash") == 0)
+        rc = cmd_squash();
+    else if ((needs_object && argc != 2) || argc > 2)
         fprintf(stderr, "Error: kcp history %s takes %s\n", sub,
                 needs_object ? "one RESOURCE/NAMESPACE/NAME" : "at most one argument");
-        return KCP_EXIT_USAGE;
-    }
-    if (strcmp(sub, "log") && strcmp(sub, "conflicts") && !needs_object) {
+    else if (strcmp(sub, "log") && strcmp(sub, "conflicts") && !needs_object)
         fprintf(stderr, "Error: unknown subcommand \"%s\" for \"kcp history\"\n", sub);
-        return KCP_EXIT_USAGE;
-    }
-    if ((rc = open_repo(&repo)) != 0)
-        return rc;
-    if (strcmp(sub, "log") == 0)
+    else if ((rc = open_repo(&repo)) != 0)
+        ;
+    else if (strcmp(sub, "log") == 0)
         rc = cmd_log(repo, object);
     else if (strcmp(sub, "conflicts") == 0)
         rc = cmd_conflicts(repo);
@@ -493,10 +370,10 @@ static int history_run(int argc, char **argv)
         rc = cmd_diff(repo, object);
     else if (strcmp(sub, "restore") == 0)
         rc = cmd_restore(repo, object);
-    else if ((rc = show_at(repo, object, at, &out)) == 0)
+    else if ((rc = cmd_show(repo, object, &out)) == 0)
         fwrite(out.data, 1, out.len, stdout);
     kcp_buf_free(&out);
-    git_repository_free(repo);
+    kcp_history_repo_free(repo);
     git_libgit2_shutdown();
     return rc;
 }
@@ -514,10 +391,16 @@ const struct kcp_command cli_history_command = {
         "  show OBJECT --at COMMIT  the object's YAML as of a commit\n"
         "  diff OBJECT [--from C] [--to C]  unified diff (default: first vs last commit)\n"
         "  restore OBJECT --at COMMIT  write that version back through the API\n"
-        "  conflicts                writes rejected for a stale resourceVersion\n"
+        "  conflicts                writes rejected for a stale resourceVersion, newest first\n"
+        "  size                     commits, Raft-Index range, objects and bytes on disk\n"
+        "  squash --keep-commits N and/or --keep-days D\n"
+        "                           rewrite the main line: the oldest kept commit becomes a root\n"
+        "                           holding the whole state; then repack. Server stopped only\n"
+        "                           (a running server does it with --history-keep-*).\n"
         "  path                     the repository's path",
     .examples = "  kcp history log configmaps/default/web --data-dir /var/lib/kcp\n"
                 "  kcp history restore configmaps/default/web --at 1a2b3c4d --data-dir ./data\n"
+                "  kcp history squash --keep-commits 10000 --data-dir ./data\n"
                 "  git --git-dir \"$(kcp history path)\" log --stat",
     .flags = flags,
     .run = history_run,

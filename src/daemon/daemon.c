@@ -118,10 +118,16 @@ static int history_start(struct kcp_task *task, struct kcp_loop *loop)
         return 0;
     }
     char *path = kcp_history_repo_path(d->opts->data_dir);
-    int rc = kcp_history_open(&d->history, loop, d->store, path, NULL);
+    struct kcp_history_options ho;
+    kcp_history_options_default(&ho);
+    ho.keep_commits = d->opts->history_keep_commits;
+    ho.keep_days = d->opts->history_keep_days;
+    int rc = kcp_history_open(&d->history, loop, d->store, path, &ho);
     if (rc != 0)
         kcp_log(KCP_LOG_ERROR, "daemon", "opening the history in %s: %s", path,
                 kcp_error_message(rc));
+    else
+        rc = kcp_history_routes(d->history, d->http); /* before the apiserver task starts it */
     free(path);
     return rc;
 }

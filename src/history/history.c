@@ -12,6 +12,9 @@
  * -> recording stops (logged, stats.failed); the store keeps retaining, so a restart resumes.
  * A crash -> at open, entries after the repository's last index are read back: no gap, and the
  * recorder skips indexes it already has: no duplicate.
+ * Retention (when a keep_* option is set): a timer marks a squash due; it runs as the next job
+ * instead of a batch, once the API's reads in flight are done (reads wait for it), with the
+ * recorder closed around it and reopened on the rewritten repository (retain.c).
  */
 #include "history_int.h"
 
@@ -38,10 +41,19 @@ struct history_batch {
     int rc;
 };
 
+struct history_squash {
+    uv_work_t work;
+    struct kcp_history *h;
+    struct kcp_history_squash_result res;
+    int rc;      /* the squash's: logged, retried at the next interval */
+    int open_rc; /* reopening the recorder's: stops recording */
+};
+
 struct kcp_history {
     struct kcp_loop *loop;
     struct kcp_store *store;
     struct kcp_history_options opts;
+    char *path, *exclude;   /* copies */
     struct history_rec rec; /* the worker's while a batch runs; the loop's otherwise */
     struct history_job *q, **q_last;
     size_t nq, qbytes;
@@ -50,6 +62,11 @@ struct kcp_history {
     struct history_batch *inflight;
     uv_timer_t trim_timer;
     uint64_t trim_next; /* recorded one interval ago: safe to release from the store */
+    uv_timer_t retain_timer;
+    bool squash_due;
+    struct history_squash *squashing;
+    size_t nreaders;                              /* API reads on the work pool */
+    struct history_read *waiting, **waiting_last; /* API reads held back for a squash */
     bool closing;
     kcp_history_close_cb close_cb;
     void *close_data;
@@ -63,6 +80,7 @@ void kcp_history_options_default(struct kcp_history_options *out)
     out->max_queue_bytes = (size_t)16 << 20;
     out->max_batch = 1000;
     out->trim_interval_ms = 30000;
+    out->retain_interval_ms = 3600 * 1000;
 }
 
 char *kcp_history_repo_path(const char *data_dir)
@@ -133,6 +151,7 @@ static void batch_on_work(uv_work_t *work)
 
 static void kick(struct kcp_history *h);
 static void maybe_finish_close(struct kcp_history *h);
+static void squash_start(struct kcp_history *h);
 
 static void batch_on_done(uv_work_t *work, int status)
 {
@@ -220,10 +239,129 @@ static void catch_up(struct kcp_history *h)
         h->behind = false;
 }
 
+/* ---- retention --------------------------------------------------------------------------- */
+
+static void squash_on_work(uv_work_t *work)
+{
+    struct history_squash *sq = work->data;
+    struct kcp_history *h = sq->h;
+    struct history_rec *r = &h->rec;
+    struct kcp_history_retention keep = {h->opts.keep_commits, h->opts.keep_days};
+    uint64_t commits = r->commits, conflicts = r->conflicts;
+    /* The recorder's state (head, index map, packs since the last fold) is about the history
+     * being rewritten: close it, and reopen it on the result, as a restart would. */
+    history_rec_close(r);
+    sq->rc = kcp_history_squash(&sq->res, h->path, &keep);
+    sq->open_rc = history_rec_open(r, h->path, h->opts.exclude);
+    r->commits = commits;
+    r->conflicts = conflicts;
+}
+
+static void start_reads(struct kcp_history *h);
+
+static void squash_on_done(uv_work_t *work, int status)
+{
+    struct history_squash *sq = work->data;
+    struct kcp_history *h = sq->h;
+    h->squashing = NULL;
+    h->squash_due = false;
+    if (sq->rc == 0 && status == 0 && sq->res.squashed)
+        h->st.squashes++;
+    if (sq->rc != 0)
+        kcp_log(KCP_LOG_WARN, "history", "squashing failed (%s); will retry",
+                kcp_error_message(sq->rc));
+    if (sq->open_rc != 0 || status != 0) {
+        h->st.failed = sq->open_rc ? sq->open_rc : KCP_EIO;
+        kcp_log(KCP_LOG_ERROR, "history", "recording stopped: reopening after a squash: %s",
+                kcp_error_message(h->st.failed));
+    }
+    free(sq);
+    if (h->closing) {
+        maybe_finish_close(h);
+        return;
+    }
+    start_reads(h);
+    kick(h);
+}
+
+static void squash_start(struct kcp_history *h)
+{
+    struct history_squash *sq = kcp_calloc(1, sizeof(*sq));
+    sq->h = h;
+    sq->work.data = sq;
+    h->squashing = sq;
+    if (uv_queue_work(&h->loop->uv, &sq->work, squash_on_work, squash_on_done) != 0) {
+        h->squashing = NULL;
+        h->squash_due = false;
+        free(sq);
+        start_reads(h);
+    }
+}
+
+static void retain_on_tick(uv_timer_t *t)
+{
+    struct kcp_history *h = t->data;
+    h->squash_due = true;
+    kick(h);
+}
+
+/* ---- the API's reads -------------------------------------------------------------------- */
+
+static void start_reads(struct kcp_history *h)
+{
+    while (h->waiting && !h->squash_due) {
+        struct history_read *rd = h->waiting;
+        h->waiting = rd->next;
+        if (!h->waiting)
+            h->waiting_last = &h->waiting;
+        h->nreaders++;
+        rd->start(rd);
+    }
+}
+
+void history_read_begin(struct kcp_history *h, struct history_read *rd)
+{
+    rd->next = NULL;
+    *h->waiting_last = rd;
+    h->waiting_last = &rd->next;
+    start_reads(h);
+}
+
+void history_read_end(struct kcp_history *h)
+{
+    h->nreaders--;
+    if (h->closing)
+        maybe_finish_close(h);
+    else if (!h->nreaders && h->squash_due)
+        kick(h);
+}
+
+const char *history_repo_dir(const struct kcp_history *h)
+{
+    return h->path;
+}
+
+uv_loop_t *history_uv(const struct kcp_history *h)
+{
+    return &h->loop->uv;
+}
+
 static void kick(struct kcp_history *h)
 {
-    if (h->inflight || h->closing || h->st.failed)
+    if (h->inflight || h->squashing || h->closing)
         return;
+    if (h->st.failed) {
+        if (h->squash_due) { /* no squash on a repository the recorder gave up on */
+            h->squash_due = false;
+            start_reads(h);
+        }
+        return;
+    }
+    if (h->squash_due) {
+        if (!h->nreaders)
+            squash_start(h);
+        return; /* batches wait: the hook keeps queueing, or falls behind and reads back */
+    }
     if (h->behind && !h->q)
         catch_up(h);
     if (!h->q || h->st.failed)
@@ -308,9 +446,12 @@ int kcp_history_open(struct kcp_history **out, struct kcp_loop *loop, struct kcp
         h->opts.max_batch = d.max_batch;
     if (!h->opts.trim_interval_ms)
         h->opts.trim_interval_ms = d.trim_interval_ms;
+    if (!h->opts.retain_interval_ms)
+        h->opts.retain_interval_ms = d.retain_interval_ms;
     h->loop = loop;
     h->store = store;
     h->q_last = &h->q;
+    h->waiting_last = &h->waiting;
     *out = NULL;
     int rc = history_rec_open(&h->rec, repo_path, h->opts.exclude);
     if (rc != 0) {
@@ -318,12 +459,23 @@ int kcp_history_open(struct kcp_history **out, struct kcp_loop *loop, struct kcp
         free(h);
         return rc;
     }
+    h->path = kcp_strdup(repo_path);
+    /* Kept for reopening the recorder after a squash; the caller's string may not live on. */
+    if (h->opts.exclude)
+        h->opts.exclude = h->exclude = kcp_strdup(h->opts.exclude);
     h->queued = h->st.recorded = h->st.seen = h->rec.last;
     uv_timer_init(&loop->uv, &h->trim_timer);
     h->trim_timer.data = h;
     uv_timer_start(&h->trim_timer, trim_on_tick, h->opts.trim_interval_ms,
                    h->opts.trim_interval_ms);
     uv_unref((uv_handle_t *)&h->trim_timer);
+    uv_timer_init(&loop->uv, &h->retain_timer);
+    h->retain_timer.data = h;
+    if (h->opts.keep_commits || h->opts.keep_days) {
+        uint64_t first = h->opts.retain_interval_ms < 60000 ? h->opts.retain_interval_ms : 60000;
+        uv_timer_start(&h->retain_timer, retain_on_tick, first, h->opts.retain_interval_ms);
+    }
+    uv_unref((uv_handle_t *)&h->retain_timer);
     kcp_store_set_applied_hook(store, store_on_applied, h);
     if (h->rec.last < kcp_store_revision(store)) {
         KCP_LOG_V(1, "history", "catching up from index %llu to %llu",
@@ -338,13 +490,13 @@ int kcp_history_open(struct kcp_history **out, struct kcp_loop *loop, struct kcp
 static void timer_on_close(uv_handle_t *handle)
 {
     struct kcp_history *h = handle->data;
-    h->trim_timer.data = NULL; /* marks the timer closed */
+    handle->data = NULL; /* marks the timer closed */
     maybe_finish_close(h);
 }
 
 static void maybe_finish_close(struct kcp_history *h)
 {
-    if (h->inflight || h->trim_timer.data)
+    if (h->inflight || h->squashing || h->nreaders || h->trim_timer.data || h->retain_timer.data)
         return;
     while (h->q) {
         struct history_job *next = h->q->next;
@@ -354,6 +506,8 @@ static void maybe_finish_close(struct kcp_history *h)
     kcp_history_close_cb cb = h->close_cb;
     void *data = h->close_data;
     history_rec_close(&h->rec);
+    free(h->path);
+    free(h->exclude);
     free(h);
     if (cb)
         cb(data);
@@ -367,7 +521,15 @@ void kcp_history_close(struct kcp_history *h, kcp_history_close_cb cb, void *dat
     h->close_cb = cb;
     h->close_data = data;
     kcp_store_set_applied_hook(h->store, NULL, NULL);
+    /* Reads held back for a squash are answered now (the server stops before the history). */
+    while (h->waiting) {
+        struct history_read *rd = h->waiting;
+        h->waiting = rd->next;
+        rd->cancel(rd);
+    }
+    h->waiting_last = &h->waiting;
     uv_close((uv_handle_t *)&h->trim_timer, timer_on_close);
+    uv_close((uv_handle_t *)&h->retain_timer, timer_on_close);
 }
 
 void kcp_history_stats(const struct kcp_history *h, struct kcp_history_stats *out)

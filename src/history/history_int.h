@@ -6,6 +6,11 @@
 
 #include <git2.h>
 
+#define HISTORY_MAIN_REF "refs/heads/main"
+#define HISTORY_CONFLICTS_PREFIX "refs/conflicts/"
+/* "<last index> <main commit id>\n": see history_rec_flush (record.c names it INDEX_FILE). */
+#define HISTORY_RECORDED_FILE "kcp-recorded"
+
 /* ---- render.c: store keys -> tree paths, exclusion rules, YAML without churn ------------ */
 
 /* A store key "/<group>/<resource>/<namespace or _>/<name>", split (pointers into the key). */
@@ -108,5 +113,34 @@ void history_pack_free(struct history_rec *r);
 
 /* The value of trailer key in a commit message ("Raft-Index"), or 0 if absent. */
 uint64_t history_trailer_u64(const char *message, const char *key);
+
+/* ---- read.c: helpers shared with retain.c ----------------------------------------------- */
+
+/* The (last) value of trailer key as a new string, or NULL. */
+char *history_trailer(const char *message, const char *key);
+/* The names of refs/conflicts/..., newest (highest index) first; free with history_refs_free. */
+int history_conflict_refs(git_repository *repo, char ***out, size_t *out_n);
+void history_refs_free(char **refs, size_t n);
+/* Adds the pack and loose object counts and bytes under gitdir to s. */
+void history_object_files(const char *gitdir, struct kcp_history_size *s);
+
+/* ---- history.c: the API's reads beside the recorder (api.c) ----------------------------- */
+
+/*
+ * A read of the repository by the API. Reads run on the work pool beside recorder batches but
+ * never beside a squash, which deletes packs: history_read_begin calls start (on the loop) now,
+ * or after the squash in progress or due; start queues the work, whose after-work callback
+ * calls history_read_end. A read still waiting when the history closes gets cancel instead.
+ */
+struct history_read {
+    struct history_read *next;
+    void (*start)(struct history_read *rd);
+    void (*cancel)(struct history_read *rd);
+};
+void history_read_begin(struct kcp_history *h, struct history_read *rd);
+void history_read_end(struct kcp_history *h);
+/* The repository's path (as given to kcp_history_open), and the loop. */
+const char *history_repo_dir(const struct kcp_history *h);
+uv_loop_t *history_uv(const struct kcp_history *h);
 
 #endif

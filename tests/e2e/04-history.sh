@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # History end to end, beyond 40-history: plain git reads, a crash while history trails the
 # writes (then no gap and no duplicate), identical commit ids when the same entries are replayed
-# into fresh repositories, the contents of a conflict branch, and history switched off.
+# into fresh repositories, the contents of a conflict branch, the read-only API, the size report,
+# an offline squash (then a restart that keeps recording), and history switched off.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -55,6 +56,30 @@ expect_eq "the rejected version lacks the winner's label" "" "$(grep won <<<"$re
 expect_match "the main line has the winner" 'won: "?yes' "$(g show "HEAD:core/configmaps/default/cf.yaml")"
 expect_match "kcp history conflicts lists it" 'configmaps/default/cf by kcp-admin' "$("$KCP" history conflicts --data-dir "$dir")"
 
+# The read-only API, outside discovery: kubectl get --raw, and curl with the admin certificate.
+api=/apis/history.kcp.io/v1
+log=$(k get --raw "$api/log?object=configmaps/default/plain" 2>&1)
+expect_match "API log of an object" '"verb":"create","object":"configmaps/default/plain","user":"kcp-admin","time":"[0-9TZ:-]+","raftIndex":[0-9]+' "$log"
+created=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][-1]["commit"])' <<<"$log" 2>&1)
+expect_match "API object as of a commit, as YAML" 'colour: blue' "$(k get --raw "$api/object?object=configmaps/default/plain&at=$created" 2>&1)"
+expect_match "API diff of an object's first and last versions" '@@.*\+ +won: "?yes' "$(k get --raw "$api/diff?object=configmaps/default/cf" 2>&1)"
+expect_match "API conflicts" '"object":"configmaps/default/cf","user":"kcp-admin".*"readResourceVersion":'"$read_rv" "$(k get --raw "$api/conflicts" 2>&1)"
+expect_match "API unknown commit is a NotFound Status" 'NotFound.*unknown commit nope' "$(k get --raw "$api/object?object=configmaps/default/plain&at=nope" 2>&1)"
+expect_match "API limit is bounded" 'BadRequest.*limit' "$(k get --raw "$api/log?limit=1001" 2>&1)"
+c() { curl -s --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" "$@"; }
+two=$(c "https://127.0.0.1:$p$api/log?limit=2")
+expect_eq "curl with the admin certificate: limit=2" "2 True" "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["items"]), d["truncated"])' <<<"$two" 2>&1)"
+expect_eq "curl without a certificate: 401" "401" "$(curl -sk -o "$E2E_TMP/anon" -w '%{http_code}' "https://127.0.0.1:$p$api/log")"
+expect_match "...with an Unauthorized Status" '"kind":"Status".*"reason":"Unauthorized"' "$(cat "$E2E_TMP/anon")"
+
+# The size report: one "key: value" a line.
+size=$("$KCP" history size --data-dir "$dir" 2>&1)
+expect "kcp history size counts commits" grep -qE '^commits: [1-9][0-9]*$' <<<"$size"
+for key in "first raft index" "last raft index" "oldest commit" "objects in HEAD" "pack bytes" "loose bytes" "total on disk"; do
+  grep -q "^$key: ." <<<"$size" || fail "kcp history size lacks \"$key\": $size"
+done
+expect_eq "every line of kcp history size is key: value" "" "$(grep -vE '^[A-Za-z ]+: .+$' <<<"$size")"
+
 # Crash while history trails a burst of writes, restart: no gap, no duplicate.
 python3 "$HERE/history_load.py" "$dir" "$p" 400 16 crash >"$E2E_TMP/load.out" 2>&1 &
 load=$!
@@ -86,6 +111,7 @@ expect_eq "every acknowledged object is in HEAD's tree" "$n_api" "$n_git"
 
 # The same entries give the same commit ids: replay the retained entries into fresh repos.
 head_a=$(g rev-parse HEAD)
+expect_fail "kcp history squash refuses while the server runs" "$KCP" history squash --keep-commits 5 --data-dir "$dir"
 kill -TERM "$pid"; exits_within "$pid" 5 || fail "server did not stop"
 for x in b c; do
   cp -a "$dir" "$E2E_TMP/$x"
@@ -104,6 +130,28 @@ head_b=$(head_of b)
 head_c=$(head_of c)
 expect_eq "two fresh repositories replay to the same head" "$head_b" "$head_c"
 expect_eq "...which is the original head" "$head_a" "$head_b"
+
+# Retention offline: squash the stopped server's main line to 5 commits, restart, keep recording.
+n_before=$(g rev-list --count refs/heads/main)
+tree_before=$(g rev-parse 'HEAD^{tree}')
+out=$("$KCP" history squash --keep-commits 5 --data-dir "$dir" 2>/dev/null)
+expect_match "squash says what it folded" "^squashed $((n_before - 5)) commits \(Raft-Index [0-9]+\.\.[0-9]+\) into a root; kept 5 commits" "$out"
+expect_eq "5 commits on the main line" 5 "$(g rev-list --count refs/heads/main)"
+expect_eq "the head's tree is unchanged" "$tree_before" "$(g rev-parse 'HEAD^{tree}')"
+expect_match "the root says what it replaces" "Squashed-Commits: $((n_before - 5))" "$(g log -1 --format=%B "$(g rev-list --max-parents=0 HEAD)")"
+expect "git fsck is clean after the squash" g fsck --full --no-dangling
+size=$("$KCP" history size --data-dir "$dir" 2>&1)
+expect "one pack after the squash" grep -qx 'packs: 1' <<<"$size"
+expect "no loose objects after the squash" grep -qx 'loose objects: 0' <<<"$size"
+start h "$dir" "$p" --history-keep-commits 100
+pid=$LAST_PID
+ready "$kc" || fail "server did not restart after the squash"
+k create cm after-squash >/dev/null
+caught_up "$(rv_of after-squash)" || fail "history did not record after the squash"
+hlog=$("$KCP" history log --data-dir "$dir" 2>&1)
+expect_match "new writes still record" 'create +configmaps/default/after-squash kcp-admin' "$hlog"
+n_after=$(grep -cE '^[0-9a-f]{12} ' <<<"$hlog")
+expect "kcp history log shows at most 6 commits ($n_after)" test "$n_after" -le 6
 
 # History off: no repository, and the store retains nothing.
 off=$E2E_TMP/off; po=$(port)

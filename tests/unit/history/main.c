@@ -1,4 +1,5 @@
-/* unit.history: the recorder (naming, YAML, commits) and replay through the store. */
+/* unit.history: the recorder (naming, YAML, commits), replay through the store, retention and
+ * reading. */
 #include "th.h"
 
 #include <stdio.h>
@@ -33,5 +34,6 @@ int main(void)
     int failed = 0;
     failed += test_record_run();
     failed += test_replay_run();
+    failed += test_retain_run();
     return failed ? 1 : 0;
 }

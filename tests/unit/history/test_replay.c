@@ -1,4 +1,5 @@
-/* History on a real store and loop: live recording, catch-up after lost entries, trims. */
+/* History on a real store and loop: live recording, catch-up after lost entries, trims, and
+ * retention beside the API's reads. */
 #include "th.h"
 
 #include "history_int.h"
@@ -285,11 +286,127 @@ static void test_snapshot(void **state)
     teardown(&x);
 }
 
+/* An API-style read: the main line's newest commits, on the work pool. */
+struct reader {
+    struct history_read rd;
+    uv_work_t work;
+    struct kcp_history *h;
+    int rc;
+    size_t n;
+    int *left;
+};
+
+static int count_commit(void *ctx, const struct kcp_history_commit *c)
+{
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void reader_on_work(uv_work_t *w)
+{
+    struct reader *rd = w->data;
+    struct kcp_history_repo *repo = NULL;
+    rd->rc = kcp_history_repo_open(&repo, history_repo_dir(rd->h));
+    if (rd->rc == 0)
+        rd->rc = kcp_history_log(repo, NULL, 50, count_commit, &rd->n, NULL);
+    kcp_history_repo_free(repo);
+}
+
+static void reader_on_done(uv_work_t *w, int status)
+{
+    struct reader *rd = w->data;
+    assert_int_equal(status, 0);
+    assert_int_equal(rd->rc, 0);
+    assert_true(rd->n > 0);
+    (*rd->left)--;
+    history_read_end(rd->h);
+    free(rd);
+}
+
+static void reader_start(struct history_read *r)
+{
+    struct reader *rd = (struct reader *)r;
+    rd->work.data = rd;
+    assert_int_equal(uv_queue_work(history_uv(rd->h), &rd->work, reader_on_work, reader_on_done),
+                     0);
+}
+
+static void reader_cancel(struct history_read *r)
+{
+    fail_msg("a read waited past the close");
+}
+
+/* Retention while recording and reading: squashes between batches, reads never beside one. */
+static void test_retain_live(void **state)
+{
+    struct rx x;
+    struct kcp_history_stats st;
+    int left = 0;
+    setup(&x);
+    x.hopts.keep_commits = 10;
+    x.hopts.retain_interval_ms = 1;
+    x.hopts.max_batch = 16;
+    store_open(&x, true);
+    history_open(&x);
+    write_many(&x, 1, 20);
+    wait_recorded(&x);
+    for (int k = 0; k < 10; k++) {
+        for (int i = 0; i < 5; i++) {
+            struct reader *rd = calloc(1, sizeof(*rd));
+            rd->h = x.h;
+            rd->left = &left;
+            rd->rd.start = reader_start;
+            rd->rd.cancel = reader_cancel;
+            left++;
+            history_read_begin(x.h, &rd->rd);
+        }
+        write_many(&x, 21 + k * 28, 28);
+    }
+    wait_recorded(&x);
+    while (left)
+        uv_run(&x.loop.uv, UV_RUN_ONCE);
+    /* One more squash once everything is recorded. */
+    kcp_history_stats(x.h, &st);
+    uint64_t n = st.squashes;
+    while (st.squashes == n) {
+        uv_run(&x.loop.uv, UV_RUN_ONCE);
+        kcp_history_stats(x.h, &st);
+    }
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.recorded, 300);
+    assert_true(st.squashes >= 2);
+    history_close(&x);
+
+    /* The main line: a squashed root, then consecutive indexes up to 300. */
+    git_repository *repo = NULL;
+    git_object *o = NULL;
+    uint64_t want = 300, count = 0;
+    assert_int_equal(git_repository_open_bare(&repo, x.repo), 0);
+    assert_int_equal(git_revparse_single(&o, repo, "refs/heads/main"), 0);
+    git_commit *c = (git_commit *)o;
+    while (c) {
+        git_commit *p = NULL;
+        assert_int_equal(history_trailer_u64(git_commit_message(c), "Raft-Index"), want);
+        want--;
+        count++;
+        if (git_commit_parentcount(c))
+            assert_int_equal(git_commit_parent(&p, c, 0), 0);
+        else
+            assert_int_equal(history_trailer_u64(git_commit_message(c), "Squashed-Commits"), want);
+        git_commit_free(c);
+        c = p;
+    }
+    assert_int_equal(count, 10);
+    git_repository_free(repo);
+    teardown(&x);
+}
+
 int test_replay_run(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_live), cmocka_unit_test(test_catch_up), cmocka_unit_test(test_behind),
-        cmocka_unit_test(test_trim), cmocka_unit_test(test_snapshot),
+        cmocka_unit_test(test_live),     cmocka_unit_test(test_catch_up),
+        cmocka_unit_test(test_behind),   cmocka_unit_test(test_trim),
+        cmocka_unit_test(test_snapshot), cmocka_unit_test(test_retain_live),
     };
     return cmocka_run_group_tests_name("replay", tests, NULL, NULL);
 }
