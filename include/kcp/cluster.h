@@ -30,6 +30,8 @@ struct kcp_cluster_config {
     const char *node_name;
     const char *address;  /* HOST:PORT the other servers dial: the --listen address */
     uint64_t join_id;     /* non-zero: this server was admitted by a leader under this id */
+    bool force_new_cluster; /* make this server the only member, keeping its data */
+    uint64_t snapshot_entries; /* a snapshot every this many applied entries (0: 10,000) */
     uint32_t election_ms; /* 0: the default (1000 ms) */
     uint32_t heartbeat_ms;
 };
@@ -46,6 +48,12 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
  */
 void kcp_cluster_close(struct kcp_cluster *c, void (*cb)(void *data), void *data);
 
+/*
+ * The first step of a shutdown: a leader hands leadership to the most up-to-date voter (the
+ * cluster then needs no election timeout). Does nothing on a follower or a lone server.
+ */
+void kcp_cluster_step_down(struct kcp_cluster *c);
+
 /* A leader is known and this server's store has applied what it committed when learnt. */
 bool kcp_cluster_ready(const struct kcp_cluster *c);
 bool kcp_cluster_is_leader(const struct kcp_cluster *c);
@@ -61,6 +69,17 @@ void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void 
 /* Leadership changed: cb(data, true) when this server became leader, false when it stopped. */
 typedef void (*kcp_cluster_leader_cb)(void *data, bool leader);
 void kcp_cluster_on_leadership(struct kcp_cluster *c, kcp_cluster_leader_cb cb, void *data);
+
+struct kcp_cluster_stats {
+    uint64_t id, term, leader_id;
+    bool leader;
+    uint64_t commit, applied, last_index, first_index, snapshot_index;
+    uint64_t members, voters;
+    uint64_t proposals_waiting; /* client writes not yet applied */
+    uint64_t log_fsyncs, log_bytes_written, log_batches;
+    bool failed;
+};
+void kcp_cluster_stats(const struct kcp_cluster *c, struct kcp_cluster_stats *out);
 
 /* The join token's secret file under DIR/pki (created by kcp_cluster_token), and the token. */
 #define KCP_CLUSTER_TOKEN_PREFIX "kcp1."

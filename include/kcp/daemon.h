@@ -13,7 +13,9 @@ struct kcp_daemon_options {
     int64_t cert_check_interval_ms; /* how often running certificates are checked for renewal */
     int64_t clock_offset_s;
     const char *advertise;  /* HOST:PORT peers dial; NULL: listen */
-    uint64_t join_id;       /* non-zero: admitted by a cluster's leader under this Raft id */ /* added to the wall clock; lets tests see a server one year on */
+    uint64_t join_id;
+    uint64_t raft_snapshot_entries; /* 0: the default (10,000) */
+    bool force_new_cluster; /* quorum lost for good: continue alone with this server's data */       /* non-zero: admitted by a cluster's leader under this Raft id */ /* added to the wall clock; lets tests see a server one year on */
     uint64_t history_keep_commits; /* history retention (docs/HISTORY.md); 0: no limit */
     uint32_t history_keep_days;     /* 0: no limit */
 };

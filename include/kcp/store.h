@@ -208,6 +208,7 @@ struct kcp_store_op_result {
 };
 struct kcp_store_result {
     uint64_t index; /* the entry's index = the new resourceVersion */
+    uint64_t term;  /* the Raft term it was appended in (kcp_store_apply_term), else 0 */
     int err;        /* the first failing op's error, 0 if every op applied */
     size_t nops;
     const struct kcp_store_op_result *ops;
@@ -269,6 +270,9 @@ void kcp_store_set_proposer(struct kcp_store *s, struct kcp_store_proposer *p);
  */
 int kcp_store_apply(struct kcp_store *s, uint64_t index, const void *entry, size_t len,
                     struct kcp_store_req *req);
+/* kcp_store_apply for an entry appended in Raft term `term`, which history records. */
+int kcp_store_apply_term(struct kcp_store *s, uint64_t index, uint64_t term, const void *entry,
+                         size_t len, struct kcp_store_req *req);
 /* The last index handed to apply, durable or not (kcp_store_revision is the last durable one). */
 uint64_t kcp_store_applied_index(const struct kcp_store *s);
 /* Completes a proposer-owned request with an error (status < 0). The callback fires now. */
@@ -310,6 +314,76 @@ int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_st
  * their own; a trim is never undone. Indexes below an earlier trim are ignored.
  */
 void kcp_store_trim_retained(struct kcp_store *s, uint64_t upto);
+
+/*
+ * True when nothing is waiting for the disk: no entry applied but not yet durable and no batch
+ * being committed (kcp_store_stats().pending == 0). kcp_store_install needs it. The last entry
+ * of a batch is published (applied hook, proposer callback) while its batch still counts as in
+ * flight: from inside those callbacks the store is never idle; ask again on a later loop turn.
+ */
+bool kcp_store_idle(const struct kcp_store *s);
+
+/* ---- Snapshots (docs/STORE.md, "Snapshots") --------------------------------------------- */
+
+/*
+ * Writes the objects of the store as of revision (0: the latest durable; else a revision inside
+ * the history window, as kcp_store_list) to the file at path, atomically: path.tmp (mode 0600),
+ * fsync, rename over path, fsync of the directory. The format is self-describing and fixed
+ * (docs/STORE.md): a header (magic "KCPSNAP1", the revision, the object count), per object its
+ * key, mod and create revisions and stored JSON (with its resourceVersion), then a CRC-32C of
+ * every byte before it. Synchronous, on the loop thread: two walks of the cache (count, then
+ * write) into a buffered file, so memory does not grow with the number of objects; the loop is
+ * blocked for the time it takes to write the file (no sync per object: one fsync at the end).
+ * Returns 0, KCP_EGONE (revision older than the window), KCP_ETIMEOUT (newer than the store),
+ * KCP_EIO (path.tmp is removed and path is as it was, unless only the directory's fsync failed
+ * after the rename). *out_bytes (may be NULL) gets the file's size on success, else 0. The store
+ * neither names nor deletes snapshot files: the caller does.
+ */
+int kcp_store_snapshot_write(struct kcp_store *s, uint64_t revision, const char *path,
+                             uint64_t *out_bytes);
+
+/*
+ * Replaces everything the store holds with the snapshot file at path and makes index the store's
+ * applied and durable index (the Raft index the snapshot stands for: index >= the snapshot's own
+ * revision; objects keep their own mod and create revisions). The file is validated completely
+ * (magic, lengths, counts, CRC, keys well-formed and strictly ascending, revisions consistent,
+ * each value a JSON object with an object metadata whose resourceVersion is its mod revision)
+ * before anything changes. One LMDB write transaction (the objects table emptied and refilled,
+ * `applied`, the retained-entries table), committed with one sync, on the loop thread:
+ * synchronous, so the loop is blocked for the whole read, parse and commit, and memory peaks at
+ * the old and the new cache together (docs/STORE.md gives the numbers).
+ *
+ * Afterwards: GET/LIST/the cache hold exactly the snapshot's objects; kcp_store_revision and
+ * kcp_store_applied_index return index, and kcp_store_apply accepts index + 1 and on; every
+ * watch has ended with an ERROR event KCP_EGONE (delivered inside this call; clients re-list, as
+ * after upstream's 410); a watch opened from that callback or later, at revision 0 or index,
+ * gets every event from index + 1; the history window restarts empty at index (GET/LIST/watch
+ * at an older revision: KCP_EGONE);
+ * retained entries are dropped and their floor is index (kcp_store_retained(after < index):
+ * KCP_EGONE). The applied hook is not called for the entries the snapshot skips; the install
+ * hook is, once, before this returns. A restart comes back with the installed state and index.
+ *
+ * Returns 0;
+ * KCP_ECONFLICT while entries are pending or a batch is in flight (!kcp_store_idle: stop handing
+ *   entries to kcp_store_apply and call again on a later loop turn; nothing changed);
+ * KCP_EINVAL if index is below kcp_store_revision (nothing changed);
+ * KCP_ENOTFOUND if there is no file at path, KCP_EBADREQUEST for a malformed file or one whose
+ *   revision is above index, KCP_EIO if the file cannot be read (in all three nothing changed
+ *   and the store still takes writes);
+ * KCP_ECLOSED after close; KCP_EUNAVAILABLE after a disk failure;
+ * KCP_EIO when LMDB fails (a write error, a map full beyond max_map_size): then the store stops
+ *   taking writes like after a failed commit (kcp_store_stats().failed is set; reads keep the
+ *   old state), so a caller tells the two KCP_EIO apart by stats.failed.
+ */
+int kcp_store_install(struct kcp_store *s, uint64_t index, const char *path);
+
+/*
+ * Called once per successful kcp_store_install, after the new state is durable and visible and
+ * the watches have ended, with the installed index: where the history module records a snapshot
+ * commit instead of the entries it will never see.
+ */
+typedef void (*kcp_store_install_cb)(void *data, uint64_t index);
+void kcp_store_set_install_hook(struct kcp_store *s, kcp_store_install_cb cb, void *data);
 
 /* ---- Reads ------------------------------------------------------------------------------ */
 

@@ -19,6 +19,8 @@ static int history_keep_commits;
 static int history_keep_days;
 static const char *join_url;
 static const char *advertise;
+static bool force_new_cluster;
+static int snapshot_entries = 10000;
 static const char *join_token;
 
 static const struct kcp_flag flags[] = {
@@ -35,6 +37,11 @@ static const struct kcp_flag flags[] = {
     {"advertise-address", 0, KCP_FLAG_STRING, &advertise, "the --listen address",
      "Numeric HOST:PORT the other servers of the cluster dial to reach this one (needed when "
      "--listen is a wildcard address, or behind a proxy)."},
+    {"force-new-cluster", 0, KCP_FLAG_BOOL, &force_new_cluster, "false",
+     "After losing the quorum for good: make this server the only member of its cluster, "
+     "keeping its data (docs/RAFT.md, \"Losing the quorum\"). Others then join it anew."},
+    {"raft-snapshot-entries", 0, KCP_FLAG_INT, &snapshot_entries, "10000",
+     "Take a snapshot of the store and compact the Raft log every this many entries."},
     {"token", 0, KCP_FLAG_STRING, &join_token, NULL,
      "Join token printed by `kcp token` on a server of the cluster."},
     {"node-name", 0, KCP_FLAG_STRING, &node_name, "the host name",
@@ -93,6 +100,8 @@ static int server_run(int argc, char **argv)
     struct kcp_daemon_options opts = {
         .join_id = join_id,
         .advertise = advertise,
+        .force_new_cluster = force_new_cluster,
+        .raft_snapshot_entries = snapshot_entries > 0 ? (uint64_t)snapshot_entries : 0,
         .init = init,
         .data_dir = data_dir,
         .listen = listen_addr,

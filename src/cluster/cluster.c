@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* How long a leader waits on shutdown for its successor to take over. */
-#define TRANSFER_WAIT_MS 400
+#define TRANSFER_WAIT_MS 300
 
 static void put_le64(unsigned char *p, uint64_t v)
 {
@@ -71,7 +71,11 @@ static int found(struct kcp_cluster *c, struct cl_logstore_loaded *l)
     if (rc != 0)
         return rc;
     if (rev) {
-        rc = cl_logstore_compact(c->log, rev, 1, &cfg, rev);
+        char *snap = kcp_sprintf("%s/raft/snap-%llu", c->data_dir, (unsigned long long)rev);
+        rc = kcp_store_snapshot_write(c->store, 0, snap, NULL);
+        free(snap);
+        if (rc == 0)
+            rc = cl_logstore_compact(c->log, rev, 1, &cfg, rev);
         if (rc == 0)
             rc = cl_logstore_append(c->log, 0, NULL, 0, bootstrap_on_persisted, c);
     } else {
@@ -99,6 +103,51 @@ static int found(struct kcp_cluster *c, struct cl_logstore_loaded *l)
         l->snap_config = cfg;
     }
     kcp_log(KCP_LOG_INFO, "cluster", "founded a new cluster: %s is its first member", c->name);
+    return 0;
+}
+
+static void force_on_persisted(struct cl_logstore *ls, int status, void *data)
+{
+    if (status == 0)
+        kcp_log(KCP_LOG_INFO, "cluster", "the one-member configuration is durable");
+}
+
+/*
+ * --force-new-cluster (docs/RAFT.md, "Losing the quorum"): appends, in a term above any seen, a
+ * configuration with this server as the only voter. Configurations take effect when appended,
+ * so the server elects itself and commits its whole log, including entries the old cluster
+ * never committed (as etcd's flag does). The data kept is this server's.
+ */
+static int force_new_cluster(struct kcp_cluster *c, struct cl_logstore_loaded *l)
+{
+    uint64_t last_index = l->n ? l->entries[l->n - 1].index : l->snap_index;
+    uint64_t last_term = l->n ? l->entries[l->n - 1].term : l->snap_term;
+    uint64_t term = (l->hs.term > last_term ? l->hs.term : last_term) + 1;
+    struct kcp_raft_config cfg = {.n = 1};
+    cfg.servers[0].id = c->id;
+    cfg.servers[0].role = KCP_RAFT_VOTER;
+    snprintf(cfg.servers[0].address, sizeof(cfg.servers[0].address), "%s@%s", c->name, c->address);
+    struct kcp_buf b = KCP_BUF_INIT;
+    kcp_raft_config_encode(&cfg, &b);
+    struct kcp_raft_entry e = {.term = term, .index = last_index + 1, .type = KCP_RAFT_ENTRY_CONFIG};
+    e.data.base = b.data;
+    e.data.len = b.len;
+    struct kcp_raft_hard_state hs = {.term = term, .vote = 0, .commit = l->hs.commit};
+    int rc = cl_logstore_save_hard_state(c->log, &hs, true);
+    if (rc == 0)
+        rc = cl_logstore_append(c->log, 0, &e, 1, force_on_persisted, c);
+    if (rc != 0) {
+        kcp_buf_free(&b);
+        return rc;
+    }
+    l->entries = kcp_realloc(l->entries, (l->n + 1) * sizeof(*l->entries));
+    l->entries[l->n] = e;
+    l->entries[l->n].data.base = kcp_buf_detach(&b);
+    l->n++;
+    l->hs = hs;
+    kcp_log(KCP_LOG_WARN, "cluster",
+            "--force-new-cluster: %s is now the only member (term %llu, configuration at %llu)",
+            c->name, (unsigned long long)term, (unsigned long long)e.index);
     return 0;
 }
 
@@ -135,6 +184,8 @@ static void tick_on_fire(uv_timer_t *t)
     cluster_reads_check(c);
     cluster_joins_retry(c);
     tick_promote(c);
+    cluster_install_try(c);
+    cluster_snapshot_tick(c);
 }
 
 int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *cfg)
@@ -149,6 +200,7 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
     c->data_dir = kcp_strdup(cfg->data_dir);
     c->name = kcp_strdup(cfg->node_name);
     c->address = kcp_strdup(cfg->address);
+    c->snap_every = cfg->snapshot_entries ? cfg->snapshot_entries : CLUSTER_SNAPSHOT_EVERY;
     char *dir = kcp_sprintf("%s/raft", cfg->data_dir);
     char *ca = kcp_pki_cert_path(cfg->data_dir, "ca");
     char *crt = kcp_pki_cert_path(cfg->data_dir, "peer");
@@ -180,6 +232,22 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
     loaded = true;
     if (bootstrap && l.n == 0 && !l.has_snapshot && (rc = found(c, &l)) != 0)
         goto done;
+    if (cfg->force_new_cluster && (rc = force_new_cluster(c, &l)) != 0)
+        goto done;
+
+    /* A snapshot the log store recorded but the store never received (a crash while it
+     * drained): install the staged file now, before anything reads the store. */
+    if (l.has_snapshot && kcp_store_revision(c->store) < l.snap_index) {
+        c->snap_index = 0;
+        rc = cluster_install_file(c, l.snap_index);
+        if (rc != 0) {
+            kcp_log(KCP_LOG_ERROR, "cluster",
+                    "the store is behind the Raft snapshot at %llu and the staged file cannot be "
+                    "installed: %s",
+                    (unsigned long long)l.snap_index, kcp_error_message(rc));
+            goto done;
+        }
+    }
 
     struct kcp_raft_options ro;
     kcp_raft_options_default(&ro, c->id);
@@ -188,6 +256,10 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
         ro.election_timeout_ms = cfg->election_ms;
     if (cfg->heartbeat_ms)
         ro.heartbeat_ms = cfg->heartbeat_ms;
+    /* Entries kept behind a snapshot for slow followers: a quarter of the interval, at most
+     * the core's default. */
+    if (ro.compact_trailing > c->snap_every / 4)
+        ro.compact_trailing = c->snap_every / 4;
     if ((rc = kcp_raft_new(&c->raft, &ro)) != 0)
         goto done;
 
@@ -196,6 +268,8 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
     uv_idle_init(&c->loop->uv, &c->kick);
     c->deadline.data = c->tick.data = c->kick.data = c;
     c->handles_open = 3;
+    c->snap_reads_tail = &c->snap_reads;
+    c->props_tail = &c->props;
     cluster_proposer_init(c);
     cluster_routes(c);
 
@@ -212,6 +286,7 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
     ev.start.applied = applied;
     c->applied = applied;
     c->last_normal = kcp_store_revision(c->store);
+    c->snap_index = l.has_snapshot ? l.snap_index : 0;
     if ((rc = cluster_step(c, &ev)) != 0) {
         kcp_log(KCP_LOG_ERROR, "cluster", "starting Raft: %s", kcp_error_message(rc));
         goto done;
@@ -263,6 +338,33 @@ bool kcp_cluster_is_leader(const struct kcp_cluster *c)
     return c && c->role == KCP_RAFT_LEADER;
 }
 
+void kcp_cluster_stats(const struct kcp_cluster *c, struct kcp_cluster_stats *out)
+{
+    struct kcp_raft_status st;
+    struct cl_logstore_stats ls;
+    memset(out, 0, sizeof(*out));
+    kcp_raft_status(c->raft, &st);
+    cl_logstore_stats(c->log, &ls);
+    out->id = c->id;
+    out->term = st.term;
+    out->leader_id = st.leader_id;
+    out->leader = c->role == KCP_RAFT_LEADER;
+    out->commit = st.commit;
+    out->applied = c->applied;
+    out->last_index = st.last_index;
+    out->first_index = st.first_index;
+    out->snapshot_index = st.snapshot_index;
+    for (uint32_t i = 0; st.config && i < st.config->n; i++) {
+        out->members++;
+        out->voters += st.config->servers[i].role == KCP_RAFT_VOTER;
+    }
+    out->proposals_waiting = c->nprops;
+    out->log_fsyncs = ls.fsyncs;
+    out->log_bytes_written = ls.bytes_written;
+    out->log_batches = ls.batches;
+    out->failed = c->failed;
+}
+
 void kcp_cluster_on_leadership(struct kcp_cluster *c, kcp_cluster_leader_cb cb, void *data)
 {
     c->leader_cb = cb;
@@ -306,6 +408,7 @@ static void finish_close(struct kcp_cluster *c)
     }
     cluster_joins_free(c);
     cluster_peers_free(c);
+    cluster_snapshot_free(c);
     uv_close((uv_handle_t *)&c->deadline, handle_on_close);
     uv_close((uv_handle_t *)&c->tick, handle_on_close);
     uv_close((uv_handle_t *)&c->kick, handle_on_close);
@@ -316,18 +419,27 @@ static void transfer_on_wait(uv_timer_t *t)
     finish_close(t->data);
 }
 
+void kcp_cluster_step_down(struct kcp_cluster *c)
+{
+    if (!c || c->role != KCP_RAFT_LEADER || !c->peers || c->transferring)
+        return;
+    struct kcp_raft_event ev = {.type = KCP_RAFT_EV_TRANSFER};
+    if (cluster_step(c, &ev) == 0) {
+        c->transferring = true;
+        kcp_log(KCP_LOG_INFO, "cluster", "handing leadership over before stopping");
+    }
+}
+
 void kcp_cluster_close(struct kcp_cluster *c, void (*cb)(void *data), void *data)
 {
     c->close_cb = cb;
     c->close_data = data;
-    if (c->role == KCP_RAFT_LEADER && c->peers) {
-        struct kcp_raft_event ev = {.type = KCP_RAFT_EV_TRANSFER};
-        if (cluster_step(c, &ev) == 0) {
-            kcp_log(KCP_LOG_INFO, "cluster", "handing leadership over before stopping");
-            uv_timer_stop(&c->tick);
-            uv_timer_start(&c->tick, transfer_on_wait, TRANSFER_WAIT_MS, 0);
-            return;
-        }
+    kcp_cluster_step_down(c);
+    if (c->role == KCP_RAFT_LEADER && c->transferring) {
+        /* Not handed over yet: give the successor a moment to take the lead. */
+        uv_timer_stop(&c->tick);
+        uv_timer_start(&c->tick, transfer_on_wait, TRANSFER_WAIT_MS, 0);
+        return;
     }
     finish_close(c);
 }

@@ -23,6 +23,10 @@
 /* A peer connection with this much unsent is not written to: Raft tolerates the loss. */
 #define CLUSTER_MAX_PEER_BACKLOG (8u << 20)
 #define CLUSTER_REDIAL_MS 300
+/* A snapshot is taken, and the log compacted, every this many applied entries (default). */
+#define CLUSTER_SNAPSHOT_EVERY 10000
+/* Client writes waiting to be applied (the store's own queue is behind this one). */
+#define CLUSTER_MAX_PROPOSALS 10000
 
 /*
  * Payload of a Raft NORMAL entry: version byte 1, the proposing server's id and its sequence
@@ -82,6 +86,12 @@ struct cl_peer {
 
 struct cl_join; /* join.c: a join being carried out by the leader */
 
+/* A chunk of a local snapshot the core asked for (answered after the update). */
+struct cl_snap_read {
+    struct kcp_raft_snapshot_read rd;
+    struct cl_snap_read *next;
+};
+
 struct kcp_cluster {
     struct kcp_loop *loop;
     struct kcp_store *store;
@@ -108,10 +118,12 @@ struct kcp_cluster {
     uint64_t last_normal; /* last NORMAL entry handed to the store */
     bool stepping;        /* inside kcp_raft_step + carrying out: no re-entry */
     bool closing;
+    bool transferring; /* stepping down before a stop */
     bool failed; /* the log could not be written: no more writes */
 
     uint64_t next_seq;
-    struct cl_prop *props;
+    struct cl_prop *props, **props_tail; /* oldest first */
+    size_t nprops;
     uint64_t next_token;
     struct cl_read *reads;
 
@@ -119,6 +131,20 @@ struct kcp_cluster {
     uint64_t promote[KCP_RAFT_MAX_SERVERS];
     size_t npromote;
     struct cl_join *joins;
+
+    /* Snapshots (snapshot.c). */
+    uint64_t snap_every;
+    uint64_t snap_index;                     /* the latest local snapshot: raft/snap-<index> */
+    uint64_t snap_want_index, snap_want_rev; /* one to take once the store has the revision */
+    struct cl_snap_read *snap_reads, **snap_reads_tail;
+    bool deferring;
+    bool staged; /* a received snapshot is durable in raft/incoming: step SNAPSHOT_PERSISTED */
+    uint64_t staged_index, staged_term;
+    bool installing; /* waiting for the store to drain, then installing: no messages in/out */
+    bool install_recording;     /* the log store's record of it is not durable yet */
+    bool install_pending_store; /* the store does not hold it yet (waiting for it to drain) */
+    uint64_t install_index, install_term;
+    struct kcp_raft_config install_config;
 
     kcp_cluster_leader_cb leader_cb;
     void *leader_data;
@@ -142,6 +168,17 @@ void cluster_reads_retry(struct kcp_cluster *c);
 void cluster_reads_check(struct kcp_cluster *c);
 void cluster_kick(struct kcp_cluster *c);
 uint64_t cluster_now(const struct kcp_cluster *c);
+
+/* snapshot.c */
+void cluster_snapshot_tick(struct kcp_cluster *c);
+void cluster_snapshot_update(struct kcp_cluster *c, const struct kcp_raft_update *u);
+void cluster_snapshot_deferred(struct kcp_cluster *c);
+void cluster_install_try(struct kcp_cluster *c);
+int cluster_install_file(struct kcp_cluster *c, uint64_t index);
+void cluster_snapshot_free(struct kcp_cluster *c);
+
+/* Brings the peers in line with the core's latest configuration. */
+void cluster_roster_sync(struct kcp_cluster *c);
 
 /* peer.c: the transport. */
 void cluster_peers_sync(struct kcp_cluster *c, const struct kcp_raft_config *cfg);

@@ -39,6 +39,11 @@ static void log_on_persisted(struct cl_logstore *ls, int status, void *data)
     free(p);
 }
 
+/* A truncation alone: nothing to report to the core. */
+static void log_on_truncated(struct cl_logstore *ls, int status, void *data)
+{
+}
+
 /* ---- apply --------------------------------------------------------------------------- */
 
 struct apply_req {
@@ -58,14 +63,22 @@ static void apply_on_done(struct kcp_store_req *req, int status,
     cluster_reads_check(c);
 }
 
+/* Unlinks *pp (proposals are kept oldest first, so entries applied in order are found at once). */
+static struct cl_prop *prop_unlink(struct kcp_cluster *c, struct cl_prop **pp)
+{
+    struct cl_prop *p = *pp;
+    *pp = p->next;
+    if (c->props_tail == &p->next)
+        c->props_tail = pp;
+    c->nprops--;
+    return p;
+}
+
 static struct cl_prop *prop_take(struct kcp_cluster *c, uint64_t seq)
 {
     for (struct cl_prop **pp = &c->props; *pp; pp = &(*pp)->next)
-        if ((*pp)->seq == seq) {
-            struct cl_prop *p = *pp;
-            *pp = p->next;
-            return p;
-        }
+        if ((*pp)->seq == seq)
+            return prop_unlink(c, pp);
     return NULL;
 }
 
@@ -101,7 +114,7 @@ static void apply_normal(struct kcp_cluster *c, const struct kcp_raft_entry *e)
     ar->sreq.data = ar;
     ar->sreq.cb = apply_on_done;
     c->last_normal = e->index;
-    int rc = kcp_store_apply(c->store, e->index, d, len, &ar->sreq);
+    int rc = kcp_store_apply_term(c->store, e->index, e->term, d, len, &ar->sreq);
     if (rc == 0)
         return;
     free(ar);
@@ -146,7 +159,7 @@ static void role_changed(struct kcp_cluster *c, const struct kcp_raft_update *u)
     }
 }
 
-static void sync_roster(struct kcp_cluster *c)
+void cluster_roster_sync(struct kcp_cluster *c)
 {
     struct kcp_raft_status st;
     kcp_raft_status(c->raft, &st);
@@ -167,8 +180,9 @@ static void carry_out(struct kcp_cluster *c, const struct kcp_raft_update *u)
             return;
         }
     }
-    if (u->install)
-        kcp_log(KCP_LOG_ERROR, "cluster", "snapshot installation is not supported yet");
+    /* Installation (step 2) must be durable before the messages: while it waits for the
+     * store, nothing is flushed (see snapshot.c). */
+    cluster_snapshot_update(c, u);
     if (u->n_entries || u->truncate_from) {
         struct persist_ctx *p = NULL;
         if (u->n_entries) {
@@ -178,8 +192,10 @@ static void carry_out(struct kcp_cluster *c, const struct kcp_raft_update *u)
             p->term = u->entries[u->n_entries - 1].term;
         }
         int rc = cl_logstore_append(c->log, u->truncate_from, u->entries, u->n_entries,
-                                    p ? log_on_persisted : NULL, p);
+                                    p ? log_on_persisted : log_on_truncated, p);
         if (rc != 0) {
+            kcp_log(KCP_LOG_ERROR, "cluster", "queueing log entries: %s; writes stop",
+                    kcp_error_message(rc));
             free(p);
             c->failed = true;
         }
@@ -205,7 +221,7 @@ static void carry_out(struct kcp_cluster *c, const struct kcp_raft_update *u)
     if (u->role_changed || c->leader_id != u->leader_id)
         role_changed(c, u);
     if (u->role_changed || u->n_entries || config)
-        sync_roster(c);
+        cluster_roster_sync(c);
     for (size_t i = 0; i < u->n_caught_up && c->npromote < KCP_RAFT_MAX_SERVERS; i++)
         c->promote[c->npromote++] = u->caught_up[i];
     if (u->next_deadline_ms != UINT64_MAX) {
@@ -237,6 +253,13 @@ int cluster_step(struct kcp_cluster *c, struct kcp_raft_event *ev)
     }
     carry_out(c, &u);
     c->stepping = false;
+    /* Answers to this update that are events themselves (snapshot chunks read, a snapshot
+     * staged) are stepped now, outside it. */
+    if (!c->deferring) {
+        c->deferring = true;
+        cluster_snapshot_deferred(c);
+        c->deferring = false;
+    }
     return 0;
 }
 
@@ -300,6 +323,9 @@ static int cluster_propose(struct kcp_store_proposer *sp, struct kcp_store *s, c
         return KCP_EUNAVAILABLE;
     if (c->closing)
         return KCP_ECLOSED;
+    /* Memory is bounded: writes waiting for Raft are held in full (429 past it). */
+    if (c->nprops >= CLUSTER_MAX_PROPOSALS)
+        return KCP_ETOOMANY;
     struct cl_prop *p = kcp_calloc(1, sizeof(*p));
     p->seq = ++c->next_seq;
     p->req = req;
@@ -312,8 +338,9 @@ static int cluster_propose(struct kcp_store_proposer *sp, struct kcp_store *s, c
     put_le64(d + 9, p->seq);
     memcpy(d + CLUSTER_TAG_LEN, entry, len);
     /* Queued first: if the entry commits within this very step, apply finds its client. */
-    p->next = c->props;
-    c->props = p;
+    *c->props_tail = p;
+    c->props_tail = &p->next;
+    c->nprops++;
     int rc = prop_send(c, p);
     if (rc != 0 && rc != KCP_EUNAVAILABLE) {
         prop_take(c, p->seq);
@@ -348,7 +375,7 @@ static void props_fail_if(struct kcp_cluster *c, int status, bool (*match)(struc
             pp = &p->next;
             continue;
         }
-        *pp = p->next;
+        prop_unlink(c, pp);
         struct kcp_store_req *req = p->req;
         free(p->payload);
         free(p);

@@ -173,6 +173,8 @@ static void peer_flush(struct cl_peer *p)
 
 void cluster_peers_flush(struct kcp_cluster *c)
 {
+    if (c->installing)
+        return; /* the leader must not hear "installed" before it is durable */
     for (struct cl_peer *p = c->peers; p; p = p->next)
         peer_flush(p);
 }
@@ -239,6 +241,8 @@ static void peer_remove(struct kcp_cluster *c, struct cl_peer *p)
 
 void cluster_peers_sync(struct kcp_cluster *c, const struct kcp_raft_config *cfg)
 {
+    if (cfg->n == 0)
+        return; /* no configuration yet (a joiner before the log): keep who we learnt of */
     for (struct cl_peer *p = c->peers; p; p = p->next)
         p->seen = false;
     for (uint32_t i = 0; i < cfg->n; i++) {

@@ -40,7 +40,9 @@ static void on_msgs(struct kcp_cluster *c, struct kcp_http_request *req,
         if (n > len - off)
             break;
         struct kcp_raft_msg m;
-        if (kcp_raft_msg_decode(&m, d + off, n) == 0) {
+        if (c->installing) {
+            /* Dropped: the core must not move on while the store is being replaced. */
+        } else if (kcp_raft_msg_decode(&m, d + off, n) == 0) {
             struct kcp_raft_event ev = {.type = KCP_RAFT_EV_RECEIVE};
             ev.receive.msg = &m;
             cluster_step(c, &ev);

@@ -93,7 +93,9 @@ static int cluster_start(struct kcp_task *task, struct kcp_loop *loop)
                                     .node_name = d->node_name,
                                     .address = d->opts->advertise ? d->opts->advertise
                                                                   : d->opts->listen,
-                                    .join_id = d->opts->join_id};
+                                    .join_id = d->opts->join_id,
+                                    .force_new_cluster = d->opts->force_new_cluster,
+                                    .snapshot_entries = d->opts->raft_snapshot_entries};
     return kcp_cluster_open(&d->cluster, &cc);
 }
 
@@ -242,6 +244,7 @@ static void ready_stop(struct kcp_task *task)
 {
     struct daemon *d = task->data;
     d->stopping = true;
+    kcp_cluster_step_down(d->cluster); /* first of all: the others must not wait for us */
     uv_close((uv_handle_t *)&d->ready_retry, NULL);
     d->ready = false;
     daemon_notify("STOPPING=1");
@@ -372,6 +375,7 @@ int kcp_daemon_run(const struct kcp_daemon_options *opts)
     if ((rc = kcp_http_server_new(&d->http, &d->loop, &hc)) != 0)
         goto done;
     daemon_health_routes(d);
+    daemon_metrics_routes(d);
 
     add_task(d, &d->store_task, "store", store_start, store_stop);
     add_task(d, &d->cluster_task, "cluster", cluster_start, cluster_stop);

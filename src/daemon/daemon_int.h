@@ -39,6 +39,9 @@ struct daemon {
     int lock_fd; /* flock on DIR/kcp.lock, held while running */
 };
 
+/* GET /metrics (Prometheus text). */
+void daemon_metrics_routes(struct daemon *d);
+
 /* Health (/healthz, /livez, /readyz) and /version routes. */
 void daemon_health_routes(struct daemon *d);
 

@@ -24,6 +24,7 @@
 struct history_job {
     struct history_job *next;
     uint64_t index;
+    uint64_t term; /* the Raft term the entry was appended in */
     char *bytes; /* the encoded entry; NULL for a snapshot */
     size_t len;
     size_t nops;
@@ -115,6 +116,7 @@ static struct history_job *job_new(uint64_t index, const struct kcp_store_result
 {
     struct history_job *j = kcp_calloc(1, sizeof(*j));
     j->index = index;
+    j->term = res->term;
     j->nops = res->nops;
     j->ops = kcp_calloc(res->nops ? res->nops : 1, sizeof(*j->ops));
     for (size_t i = 0; i < res->nops; i++) {
@@ -142,6 +144,7 @@ static void batch_on_work(uv_work_t *work)
                 r->last = j->index; /* failed everywhere alike; nothing to record */
             continue;
         }
+        r->term = j->term;
         b->rc = history_rec_entry(r, j->index, &e, j->ops, j->nops);
         kcp_store_entry_free(&e);
     }

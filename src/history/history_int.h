@@ -53,6 +53,7 @@ struct history_idmap {
 };
 
 struct history_rec {
+    uint64_t term; /* the Raft term of the entry being recorded (its Raft-Term trailer) */
     git_repository *repo;
     git_odb *odb;
     git_odb_backend *mempack; /* new objects, written as one pack per flush (owned by odb) */

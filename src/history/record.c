@@ -261,11 +261,14 @@ static int write_tree(struct history_rec *r, git_tree *base, struct change *ch, 
     return rc;
 }
 
-static void trailers(struct kcp_buf *m, uint64_t index, const struct kcp_store_entry *e)
+static void trailers(struct kcp_buf *m, uint64_t term, uint64_t index,
+                     const struct kcp_store_entry *e)
 {
-    /* The term is not in the entry yet: 0 until Raft hands it to apply (docs/HISTORY.md). */
-    kcp_buf_printf(m, "\nRaft-Term: 0\nRaft-Index: %" PRIu64 "\nResource-Version: %" PRIu64 "\n",
-                   index, index);
+    /* The term comes with the applied entry (kcp_store_apply_term): the same on every replica. */
+    kcp_buf_printf(m,
+                   "\nRaft-Term: %" PRIu64 "\nRaft-Index: %" PRIu64 "\nResource-Version: %" PRIu64
+                   "\n",
+                   term, index, index);
     if (e->request_id && *e->request_id)
         kcp_buf_printf(m, "Request-Id: %s\n", e->request_id);
 }
@@ -307,7 +310,7 @@ static int record_conflict(struct history_rec *r, uint64_t index, const struct k
                    " by %s\n\nRejected with 409 Conflict: the writer had read "
                    "resourceVersion %" PRIu64 ", which was no longer current.\n",
                    e->user, op->revision);
-    trailers(&msg, index, e);
+    trailers(&msg, r->term, index, e);
     kcp_buf_printf(&msg, "Read-Resource-Version: %" PRIu64 "\n", op->revision);
     if (current) {
         char hex[GIT_OID_HEXSZ + 1];
@@ -390,7 +393,7 @@ int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_st
         kcp_buf_printf(&msg, " (+%zu more)\n\n%s", n - 1, body.data);
     else
         kcp_buf_puts(&msg, "\n");
-    trailers(&msg, index, e);
+    trailers(&msg, r->term, index, e);
     if ((rc = commit(r, &id, e->user, e->wall_s, msg.data, &tree_id, had_head ? &before : NULL)) !=
         0)
         goto done;
@@ -443,7 +446,7 @@ int history_rec_snapshot(struct history_rec *r, uint64_t index, int64_t wall_s,
                    "recorded (history was off, or its repository was new).\n",
                    m);
     struct kcp_store_entry e = {.verb = "snapshot", .user = "kcp", .request_id = ""};
-    trailers(&msg, index, &e);
+    trailers(&msg, 0, index, &e);
     if ((rc = commit(r, &id, "kcp", wall_s, msg.data, &tree_id, r->has_head ? &r->head : NULL)) !=
             0 ||
         (rc = set_head(r, &id)) != 0)

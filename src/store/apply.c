@@ -51,8 +51,8 @@ void store_applied_free(struct store_applied *a)
     free(a);
 }
 
-void store_apply_entry(struct kcp_store *s, uint64_t index, const void *entry, size_t len,
-                       struct kcp_store_req *req)
+void store_apply_entry(struct kcp_store *s, uint64_t index, uint64_t term, const void *entry,
+                       size_t len, struct kcp_store_req *req)
 {
     struct store_applied *a = kcp_calloc(1, sizeof(*a));
     a->index = index;
@@ -62,6 +62,7 @@ void store_apply_entry(struct kcp_store *s, uint64_t index, const void *entry, s
         memcpy(a->bytes, entry, len);
     a->len = len;
     a->result.index = index;
+    a->result.term = term;
 
     if (kcp_store_entry_decode(&a->entry, a->bytes, len) != 0) {
         /* A committed entry that does not decode still takes its index, so replicas agree. */

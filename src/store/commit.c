@@ -203,7 +203,7 @@ static void kick_on_close(uv_handle_t *h)
 
 static void finish_close(struct kcp_store *s)
 {
-    store_watch_close_all(s);
+    store_watch_end_all(s, KCP_ECLOSED);
     uv_close((uv_handle_t *)&s->kick, kick_on_close);
 }
 

@@ -168,10 +168,36 @@ void store_lmdb_close(struct kcp_store *s)
     s->env = NULL;
 }
 
+int store_lmdb_put_object(struct kcp_store *s, MDB_txn *txn, const struct kcp_obj *obj,
+                          unsigned flags, uint64_t *bytes)
+{
+    MDB_val k = {obj->key_len, (void *)obj->key}, v;
+    /* MDB_RESERVE: the record is written in place, no intermediate copy. */
+    v.mv_size = STORE_RECORD_HEADER + obj->json_len;
+    int rc = mdb_put(txn, s->dbi_objects, &k, &v, flags | MDB_RESERVE);
+    if (rc != 0)
+        return rc;
+    unsigned char *p = v.mv_data;
+    p[0] = RECORD_VERSION;
+    le64(p + 1, obj->mod_revision);
+    le64(p + 9, obj->create_revision);
+    memcpy(p + STORE_RECORD_HEADER, obj->json, obj->json_len);
+    *bytes += k.mv_size + v.mv_size;
+    return 0;
+}
+
+int store_lmdb_put_applied(struct kcp_store *s, MDB_txn *txn, uint64_t index, uint64_t *bytes)
+{
+    unsigned char idx[8];
+    MDB_val k = {7, "applied"}, v = {8, idx};
+    le64(idx, index);
+    *bytes += 15;
+    return mdb_put(txn, s->dbi_meta, &k, &v, 0);
+}
+
 static int write_entries(struct kcp_store *s, MDB_txn *txn, struct store_batch *b)
 {
-    MDB_val k, v;
-    unsigned char idx[8];
+    MDB_val k;
     int rc;
     b->bytes = 0;
     for (struct store_applied *a = b->head; a; a = a->next) {
@@ -179,34 +205,20 @@ static int write_entries(struct kcp_store *s, MDB_txn *txn, struct store_batch *
             const struct kcp_store_op_result *r = &a->ops[i];
             if (!r->applied)
                 continue;
-            k.mv_data = (void *)r->obj->key;
-            k.mv_size = r->obj->key_len;
             if (a->entry.ops[i].type == KCP_STORE_DELETE) {
+                k.mv_data = (void *)r->obj->key;
+                k.mv_size = r->obj->key_len;
                 rc = mdb_del(txn, s->dbi_objects, &k, NULL);
                 if (rc != 0 && rc != MDB_NOTFOUND)
                     return rc;
                 b->bytes += k.mv_size;
                 continue;
             }
-            /* MDB_RESERVE: the record is written in place, no intermediate copy. */
-            v.mv_size = STORE_RECORD_HEADER + r->obj->json_len;
-            if ((rc = mdb_put(txn, s->dbi_objects, &k, &v, MDB_RESERVE)) != 0)
+            if ((rc = store_lmdb_put_object(s, txn, r->obj, 0, &b->bytes)) != 0)
                 return rc;
-            unsigned char *p = v.mv_data;
-            p[0] = RECORD_VERSION;
-            le64(p + 1, r->obj->mod_revision);
-            le64(p + 9, r->obj->create_revision);
-            memcpy(p + STORE_RECORD_HEADER, r->obj->json, r->obj->json_len);
-            b->bytes += k.mv_size + v.mv_size;
         }
     }
-    le64(idx, b->last_index);
-    k.mv_data = "applied";
-    k.mv_size = 7;
-    v.mv_data = idx;
-    v.mv_size = 8;
-    b->bytes += 15;
-    if ((rc = mdb_put(txn, s->dbi_meta, &k, &v, 0)) != 0)
+    if ((rc = store_lmdb_put_applied(s, txn, b->last_index, &b->bytes)) != 0)
         return rc;
     return store_retain_write(s, txn, b);
 }
@@ -223,8 +235,9 @@ int store_lmdb_write(struct kcp_store *s, struct store_batch *b)
             rc = mdb_txn_commit(txn); /* durable on return: LMDB syncs unless told not to */
         else
             mdb_txn_abort(txn);
-        /* A full map grows (no transaction is open: the loop thread never reads LMDB after
-         * open), then the whole batch is written again. */
+        /* A full map grows (no other transaction is open: the loop thread's retained reads
+         * hold resize_lock, and an install never overlaps a batch), then the whole batch is
+         * written again. */
         if (rc == MDB_MAP_FULL && b->map_size * 2 <= s->opts.max_map_size) {
             uv_mutex_lock(&s->resize_lock);
             int grown = mdb_env_set_mapsize(s->env, b->map_size * 2);

@@ -51,6 +51,12 @@ int kcp_store_propose(struct kcp_store *s, const void *entry, size_t len, struct
 int kcp_store_apply(struct kcp_store *s, uint64_t index, const void *entry, size_t len,
                     struct kcp_store_req *req)
 {
+    return kcp_store_apply_term(s, index, 0, entry, len, req);
+}
+
+int kcp_store_apply_term(struct kcp_store *s, uint64_t index, uint64_t term, const void *entry,
+                         size_t len, struct kcp_store_req *req)
+{
     int rc = writable(s);
     if (rc != 0)
         return rc;
@@ -58,7 +64,7 @@ int kcp_store_apply(struct kcp_store *s, uint64_t index, const void *entry, size
         return KCP_EEXIST;
     if (index <= s->tail)
         return KCP_EINVAL;
-    store_apply_entry(s, index, entry, len, req);
+    store_apply_entry(s, index, term, entry, len, req);
     return 0;
 }
 

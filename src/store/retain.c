@@ -7,12 +7,14 @@
 /*
  * Layout (docs/STORE.md, "Retained entries"):
  *   entries: u64 big-endian index (so LMDB's order is index order and appends are cheap)
- *            -> u8 record version (1) | u32 nops | nops x (u8 applied, u8 -err) | entry bytes
+ *            -> u8 record version (2) | u64 Raft term | u32 nops | nops x (u8 applied, u8 -err)
+ *               | entry bytes  (version 1, without the term, is still read: term 0)
  *   meta:    "retain_floor" -> u64: every entry above it is in `entries` (until trimmed)
  * Written in the batch's own transaction: the entry, its objects and its retained copy become
  * durable together, with the one sync the batch already pays.
  */
-#define RETAIN_VERSION 1
+#define RETAIN_VERSION 2
+#define RETAIN_HEAD 13 /* version, term, nops */
 #define TRIM_PER_BATCH 10000 /* keeps one transaction's deletions bounded */
 
 void store_be64(unsigned char *p, uint64_t v)
@@ -127,21 +129,32 @@ int store_retain_write(struct kcp_store *s, MDB_txn *txn, struct store_batch *b)
         store_be64(key, a->index);
         k.mv_data = key;
         k.mv_size = 8;
-        v.mv_size = 5 + 2 * n + a->len;
+        v.mv_size = RETAIN_HEAD + 2 * n + a->len;
         if ((rc = mdb_put(txn, s->dbi_entries, &k, &v, MDB_RESERVE | MDB_APPEND)) != 0)
             return rc;
         unsigned char *p = v.mv_data;
         p[0] = RETAIN_VERSION;
+        put_le64(p + 1, a->result.term);
         for (int i = 0; i < 4; i++)
-            p[1 + i] = (unsigned char)((uint32_t)n >> (8 * i));
+            p[9 + i] = (unsigned char)((uint32_t)n >> (8 * i));
         for (size_t i = 0; i < n; i++) {
-            p[5 + 2 * i] = a->ops[i].applied;
-            p[6 + 2 * i] = (unsigned char)(-a->ops[i].err);
+            p[RETAIN_HEAD + 2 * i] = a->ops[i].applied;
+            p[RETAIN_HEAD + 1 + 2 * i] = (unsigned char)(-a->ops[i].err);
         }
-        memcpy(p + 5 + 2 * n, a->bytes, a->len);
+        memcpy(p + RETAIN_HEAD + 2 * n, a->bytes, a->len);
         b->bytes += 8 + v.mv_size;
     }
     return b->trim_to ? trim(s, txn, b->trim_to) : 0;
+}
+
+int store_retain_reset(struct kcp_store *s, MDB_txn *txn, uint64_t floor)
+{
+    int rc;
+    if (!s->opts.retain_entries)
+        return 0; /* dropped at open already */
+    if ((rc = mdb_drop(txn, s->dbi_entries, 0)) != 0)
+        return rc;
+    return put_floor(s, txn, floor);
 }
 
 void kcp_store_trim_retained(struct kcp_store *s, uint64_t upto)
@@ -192,11 +205,16 @@ int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_st
         if (idx > s->durable)
             break; /* committed by the worker, not yet published: the hook will deliver it */
         uint32_t nops = 0;
-        if (v.mv_size >= 5)
-            nops =
-                (uint32_t)p[1] | (uint32_t)p[2] << 8 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 24;
-        if (k.mv_size != 8 || v.mv_size < 5 || p[0] != RETAIN_VERSION || nops > KCP_STORE_MAX_OPS ||
-            v.mv_size < 5 + 2 * (size_t)nops) {
+        uint64_t term = 0;
+        size_t head = v.mv_size >= 1 && p[0] == 1 ? 5 : RETAIN_HEAD;
+        if (v.mv_size >= head) {
+            const unsigned char *q = p + head - 4;
+            nops = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24;
+            if (head == RETAIN_HEAD)
+                term = rd_le64(p + 1);
+        }
+        if (k.mv_size != 8 || v.mv_size < head || (p[0] != 1 && p[0] != RETAIN_VERSION) ||
+            nops > KCP_STORE_MAX_OPS || v.mv_size < head + 2 * (size_t)nops) {
             kcp_log(KCP_LOG_ERROR, "store", "corrupt retained entry %llu", (unsigned long long)idx);
             rc = KCP_EIO;
             goto done;
@@ -205,16 +223,16 @@ int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_st
             ops_cap = nops;
             ops = kcp_realloc(ops, ops_cap * sizeof(*ops));
         }
-        struct kcp_store_result res = {.index = idx, .nops = nops, .ops = ops};
+        struct kcp_store_result res = {.index = idx, .term = term, .nops = nops, .ops = ops};
         for (uint32_t i = 0; i < nops; i++) {
-            ops[i] = (struct kcp_store_op_result){.applied = p[5 + 2 * i] != 0,
-                                                  .err = -(int)p[6 + 2 * i]};
+            ops[i] = (struct kcp_store_op_result){.applied = p[head + 2 * i] != 0,
+                                                  .err = -(int)p[head + 1 + 2 * i]};
             if (!res.err && ops[i].err)
                 res.err = ops[i].err;
         }
         if (!nops)
             res.err = KCP_EBADREQUEST;
-        size_t off = 5 + 2 * (size_t)nops;
+        size_t off = head + 2 * (size_t)nops;
         if ((rc = cb(ctx, idx, p + off, v.mv_size - off, &res)) != 0)
             goto done;
         if (out_last)

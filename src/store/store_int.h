@@ -137,8 +137,9 @@ struct kcp_store_watch {
 void store_watch_publish(struct kcp_store *s, const struct kcp_store_event *ev);
 /* Replays history to watches registered since the last call. */
 void store_watch_replay(struct kcp_store *s);
-/* Ends every watch with an ERROR event (KCP_ECLOSED). */
-void store_watch_close_all(struct kcp_store *s);
+/* Ends every watch with an ERROR event carrying err (KCP_ECLOSED at close, KCP_EGONE after a
+ * snapshot install). */
+void store_watch_end_all(struct kcp_store *s, int err);
 
 /* ---- the store -------------------------------------------------------------------------- */
 
@@ -177,6 +178,8 @@ struct kcp_store {
     struct kcp_store_proposer local;
     kcp_store_applied_cb hook;
     void *hook_data;
+    kcp_store_install_cb install_hook;
+    void *install_data;
 
     bool closing;
     kcp_store_close_cb close_cb;
@@ -189,7 +192,8 @@ struct kcp_store {
 void store_kick(struct kcp_store *s);
 
 /* apply.c: phase one of apply, on the loop thread: preconditions, new versions, the overlay. */
-void store_apply_entry(struct kcp_store *s, uint64_t index, const void *entry, size_t len,
+void store_apply_entry(struct kcp_store *s, uint64_t index, uint64_t term, const void *entry,
+                       size_t len,
                        struct kcp_store_req *req);
 /* Releases an applied entry's references and memory (not its req). */
 void store_applied_free(struct store_applied *a);
@@ -205,6 +209,11 @@ void store_lmdb_close(struct kcp_store *s);
 /* Writes a batch in one transaction (worker thread; touches no refcount). */
 int store_lmdb_write(struct kcp_store *s, struct store_batch *b);
 #define STORE_RECORD_HEADER 17 /* u8 version, u64 mod revision, u64 create revision */
+/* In a write transaction: obj's record into `objects` (flags: 0 or MDB_APPEND), and the applied
+ * index into `meta`. Both add the logical bytes to *bytes. LMDB codes. */
+int store_lmdb_put_object(struct kcp_store *s, MDB_txn *txn, const struct kcp_obj *obj,
+                          unsigned flags, uint64_t *bytes);
+int store_lmdb_put_applied(struct kcp_store *s, MDB_txn *txn, uint64_t index, uint64_t *bytes);
 
 /* retain.c: the retained-entries database (kcp_store_retained). */
 /* In the open transaction: creates or drops the table per opts.retain_entries. */
@@ -212,6 +221,9 @@ int store_retain_open(struct kcp_store *s, MDB_txn *txn);
 /* In a batch's write transaction: appends its entries, then trims up to b->trim_to. */
 int store_retain_write(struct kcp_store *s, MDB_txn *txn, struct store_batch *b);
 void store_be64(unsigned char *p, uint64_t v);
+/* In a write transaction: drops every retained entry and starts the floor at `floor` (a
+ * snapshot install); a no-op without retain_entries. LMDB codes. */
+int store_retain_reset(struct kcp_store *s, MDB_txn *txn, uint64_t floor);
 
 /* propose_local.c */
 void store_proposer_local_init(struct kcp_store *s);

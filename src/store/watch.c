@@ -157,12 +157,13 @@ void store_watch_replay(struct kcp_store *s)
     reap(s);
 }
 
-void store_watch_close_all(struct kcp_store *s)
+void store_watch_end_all(struct kcp_store *s, int err)
 {
     s->fanout_depth++;
+    /* Watches a callback adds meanwhile are linked at the head, before w: they stay. */
     for (struct kcp_store_watch *w = s->watches; w; w = w->next)
         if (!w->cancelled)
-            end_with_error(w, KCP_ECLOSED);
+            end_with_error(w, err);
     s->fanout_depth--;
     reap(s);
 }

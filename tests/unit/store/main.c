@@ -13,6 +13,7 @@ int main(int argc, char **argv)
     failed += test_commit_run();
     failed += test_list_run();
     failed += test_watch_run();
+    failed += test_snapshot_run();
     failed += test_crash_run();
     return failed ? 1 : 0;
 }
