@@ -85,7 +85,7 @@ if [[ -x $shared/acceptance/run.sh ]] || [[ -f $shared/acceptance/run.sh ]]; the
   # in required_checks must print "ok" (the rest of its scenario may still fail).
   # Scenarios that pass whole are required so they cannot regress (issues 3, 4, 5 and 6).
   required_scenarios=(10-discovery 11-crud 12-apply-patch 13-list-watch 14-consistency
-                      16-persistence 17-printing 18-services 30-ha 40-history)
+                      16-persistence 17-printing 18-services 19-server-side-apply 30-ha 40-history)
   required_checks=("server version answers" "healthz" "livez")
   p=0; f=0
   for s in "${required_scenarios[@]}"; do

@@ -32,6 +32,17 @@ struct kcp_codec_err {
 int kcp_codec_json_parse(json_t **out, const char *body, size_t len, json_t *duplicates,
                          struct kcp_codec_err *err);
 
+/*
+ * Parses a YAML document into a tree as sigs.k8s.io/yaml converts YAML to JSON (go-yaml v2, so
+ * YAML 1.1 scalars: yes/no/on/off are booleans, 0x1F and 0777 integers). The subset manifests
+ * use: block mappings and sequences, flow collections, plain and quoted scalars, literal and
+ * folded block scalars, comments, one document. Anchors, aliases, tags, complex and merge keys
+ * and several documents fail with KCP_EBADREQUEST rather than being guessed at, as does
+ * nesting deeper than KCP_CODEC_MAX_DEPTH; messages read "error converting YAML to JSON: yaml:
+ * line N: ..." like upstream's.
+ */
+int kcp_codec_yaml_parse(json_t **out, const char *body, size_t len, struct kcp_codec_err *err);
+
 /* Flags of kcp_codec_normalize. */
 #define KCP_CODEC_KEEP_UNKNOWN 0x1u /* keep unknown fields (after the known ones) */
 

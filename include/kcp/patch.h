@@ -1,8 +1,9 @@
-/* kcp patch: JSON, JSON merge and strategic merge patches, as the API server applies them. */
+/* kcp patch: JSON, merge and strategic merge patches, and server-side apply, as upstream does. */
 #ifndef KCP_PATCH_H
 #define KCP_PATCH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /*
  * Each function takes the stored object (original, not modified: it may be a shared cached
@@ -81,5 +82,110 @@ struct kcp_smp_schema {
  */
 int kcp_patch_apply_strategic(json_t **out, const json_t *original, const json_t *patch,
                               const struct kcp_smp_schema *schema, char **out_err);
+
+/* ---- Server-side apply: field ownership (metadata.managedFields) and the apply merge ----
+ *
+ * What kube-apiserver 1.32 does through sigs.k8s.io/structured-merge-diff and its field
+ * manager chain (docs/APPLY.md): every write records which manager owns
+ * which fields (entries of operation Update), an apply patch merges the applied configuration
+ * into the live object, removes what the manager applied last time and no manager owns any
+ * more, and fails with conflicts when it would change a field another manager owns.
+ *
+ * Field sets are written in the FieldsV1 format: a trie of JSON objects whose keys are path
+ * elements, "f:<field>", "k:<json of the key fields>" (items of a list keyed by
+ * x-kubernetes-list-map-keys), "v:<json value>" (items of a set) and "i:<index>" (never
+ * produced here), with "." marking a node that is itself owned and has owned children.
+ */
+
+/* How structured-merge-diff sees one node of a type (kube-openapi's OpenAPI conversion). */
+enum kcp_ssa_kind {
+    KCP_SSA_DEDUCED, /* no schema: objects are maps with every key owned, arrays atomic */
+    KCP_SSA_SCALAR,  /* strings, numbers, booleans, and special values (Time, Quantity, ...) */
+    KCP_SSA_STRUCT,  /* an object with declared fields */
+    KCP_SSA_MAP,     /* an object whose keys are data (labels): every key is owned */
+    KCP_SSA_LIST,
+};
+#define KCP_SSA_MAX_KEYS 4
+struct kcp_ssa_type {
+    enum kcp_ssa_kind kind;
+    bool atomic; /* struct/map: x-kubernetes-map-type atomic; list: owned as a whole */
+    /* A non-atomic list is a set of scalars (nkeys 0) or keyed by these item fields. */
+    size_t nkeys;
+    const char *keys[KCP_SSA_MAX_KEYS];
+};
+struct kcp_ssa_schema {
+    const void *root; /* the node of the whole object (the kind) */
+    /* The type of the node; never called with NULL (NULL nodes are KCP_SSA_DEDUCED). */
+    void (*type)(const void *node, struct kcp_ssa_type *out);
+    /* A struct's declared field `name` (NULL if not declared), or a map's value node. */
+    const void *(*field)(const void *node, const char *name);
+    /* A list's item node, or NULL. */
+    const void *(*items)(const void *node);
+    /* For a keyed list node: the value an item that omits key field `key` takes (the OpenAPI
+     * default), as a new reference; NULL when there is none (the item is then an error). May
+     * be NULL. */
+    json_t *(*key_default)(const void *node, const char *key);
+};
+
+/* One write, as the field manager records it. Strings are borrowed for the call. */
+struct kcp_ssa_op {
+    const char *manager;     /* fieldManager, or the User-Agent's prefix */
+    const char *api_version; /* of the resource: "apps/v1", "v1" */
+    const char *subresource; /* "status", "scale", or NULL for the main resource */
+    const char *time;        /* the write's time, RFC 3339 ("2026-11-25T19:26:17Z") */
+    /* Top-level fields nobody owns through this endpoint (the strategy's reset fields, e.g.
+     * "status" on a resource with a status subresource); NULL-terminated, or NULL. */
+    const char *const *reset;
+    bool force; /* apply only: take conflicting fields instead of failing */
+};
+
+#define KCP_SSA_MAX_UPDATE_MANAGERS 10 /* upstream's DefaultMaxUpdateManagers */
+
+/*
+ * Records an Update (create, update, non-apply patch) by op->manager in obj's
+ * metadata.managedFields, as upstream's FieldManager.UpdateNoErrors: the managers start from
+ * obj's own managedFields when it carries some (a client may replace them; not through a
+ * subresource), else old's; fields this write added or changed move to op->manager; removed
+ * fields leave every manager; more than KCP_SSA_MAX_UPDATE_MANAGERS Update entries fold the
+ * oldest into "ancient-changes". An object without managedFields stays without them on update
+ * (upstream tracks from create or from the first apply on).
+ *
+ * obj is modified (only metadata.managedFields). old is the stored object; for a create, the
+ * zero value of the type as Go encodes it (value structs as {}, nil slices as null), which is
+ * what upstream compares a new object against. Returns 0, or KCP_EBADREQUEST/KCP_EINTERNAL
+ * when the objects do not fit the schema (then obj carries no managedFields, as upstream drops
+ * them rather than failing the write; *out_err says why).
+ */
+int kcp_ssa_update(json_t *obj, const json_t *old, bool create, const struct kcp_ssa_schema *schema,
+                   const struct kcp_ssa_op *op, char **out_err);
+
+/*
+ * Applies config (an apply patch, already decoded and checked against the kind) by op->manager
+ * to live, as upstream's FieldManager.Apply: live's managers (from its managedFields; an object
+ * without any first records its fields as "before-first-apply", compared against zero), the
+ * merge (keyed lists by key, sets by value, atomic values replaced), the removal of fields
+ * op->manager applied before but not now and no manager owns, conflicts, and op->manager's
+ * Apply entry. For a create, live is zero (the type's zero value as for kcp_ssa_update).
+ *
+ * On success *out is the new object with its managedFields (caller owns) and *out_changed says
+ * whether anything but managedFields differs from live. Errors:
+ *   KCP_ECONFLICT    fields another manager owns would change and op->force is false:
+ *                    *out_causes is an array of Status causes ({reason: FieldManagerConflict,
+ *                    message: "conflict with \"m\" ...", field: ".spec.replicas"}) and *out_err
+ *                    upstream's message ("Apply failed with 1 conflict: ...").
+ *   KCP_EBADREQUEST  config carries metadata.managedFields, or does not fit the schema
+ *                    (duplicate keys, a keyed item without its key, ...): *out_err says so.
+ *   KCP_EINTERNAL    live's managedFields cannot be read.
+ */
+int kcp_ssa_apply(json_t **out, bool *out_changed, const json_t *live, const json_t *zero,
+                  const json_t *config, const struct kcp_ssa_schema *schema,
+                  const struct kcp_ssa_op *op, json_t **out_causes, char **out_err);
+
+/*
+ * The field set of a value as FieldsV1 (what an applier of it would own), with upstream's key
+ * order; for tests and tools. Returns 0 or KCP_EBADREQUEST (*out_err).
+ */
+int kcp_ssa_fieldset(json_t **out, const json_t *value, const struct kcp_ssa_schema *schema,
+                     char **out_err);
 
 #endif

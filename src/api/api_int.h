@@ -5,6 +5,7 @@
 #include <kcp/api.h>
 #include <kcp/base.h>
 #include <kcp/codec.h>
+#include <kcp/patch.h>
 #include <kcp/schema.h>
 #include <kcp/store.h>
 
@@ -69,6 +70,7 @@ struct api_req {
     bool finalizing;          /* the write removes the last finalizer of a deleted object */
     uint64_t rv_deadline_ms;  /* a read of a future resourceVersion waits until then */
     void (*retry)(struct api_req *r); /* re-runs the verb after a conflict it caused itself */
+    bool managed_set;         /* managedFields are decided (apply): the pipeline keeps them */
 };
 
 /* ---- server.c: request lifecycle ---- */
@@ -163,6 +165,35 @@ int api_scale_apply(json_t *obj, const json_t *scale);
 void api_warn_field(struct api_req *r, const char *what, const char *path);
 /* 422 for a bad query option, with upstream's details (kind CreateOptions/UpdateOptions/...). */
 void api_fail_options(struct api_req *r, const char *field, const char *value, const char *why);
+/* The same for any cause: reason (FieldValueRequired, ...) and its message ("Required value:
+ * is required for apply patch"). */
+void api_fail_option(struct api_req *r, const char *field, const char *reason, const char *msg);
+
+/* Creates obj (decoded, of the request's kind; stolen): metadata decided here, defaults,
+ * validation, the managedFields entry, proposal; completes the request (201). */
+void api_write_create(struct api_req *r, json_t *obj);
+
+/* ---- managed.c: field managers (metadata.managedFields) ---- */
+struct ssa_node;
+/* src/patch's structured-merge-diff schema over the generated tables; nodes live until free. */
+struct api_ssa_schema {
+    struct kcp_ssa_schema schema;
+    struct ssa_node *arena;
+};
+void api_ssa_schema_init(struct api_ssa_schema *s, const struct kcp_schema_message *m);
+void api_ssa_schema_free(struct api_ssa_schema *s);
+/* The type's zero value as Go encodes it (what upstream compares a created object against). */
+json_t *api_zero_object(const struct kcp_schema_message *m);
+/* The request's manager: ?fieldManager=, else upstream's prefix of the User-Agent. */
+const char *api_field_manager(struct api_req *r, char *buf, size_t cap);
+/* 0, or a completed 422 for a fieldManager that is too long or not printable. */
+int api_check_field_manager(struct api_req *r);
+/* The reset fields of the request's endpoint (NULL-terminated into out[cap >= 3]). */
+void api_ssa_reset(const struct api_req *r, const char **out, size_t cap);
+/* Records the request's Update in obj's managedFields (old NULL for a create). */
+void api_managed_update(struct api_req *r, const json_t *old, json_t *obj);
+/* ---- apply.c: PATCH application/apply-patch+yaml ---- */
+void api_apply(struct api_req *r);
 
 /* ---- write.c: bodies of other kinds ---- */
 /* Parses a JSON body (patch or options); NULL with a completed 400 on failure. */

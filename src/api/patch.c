@@ -207,13 +207,21 @@ void api_patch(struct api_req *r)
     enum api_body_type type;
     if (api_media_body_type(&type, kcp_http_header(r->http, "Content-Type")) != 0 ||
         (type != API_BODY_JSON_PATCH && type != API_BODY_MERGE_PATCH &&
-         type != API_BODY_STRATEGIC_PATCH))
+         type != API_BODY_STRATEGIC_PATCH && type != API_BODY_APPLY_PATCH))
         return api_fail(r, KCP_EMEDIATYPE, NULL, NULL,
                         "the body of the request was in an unknown format - accepted media types "
                         "include: application/json-patch+json, application/merge-patch+json, "
-                        "application/strategic-merge-patch+json");
+                        "application/strategic-merge-patch+json, application/apply-patch+yaml");
     if (r->sub && strcmp(r->sub->name, "status") != 0 && strcmp(r->sub->name, "scale") != 0)
         return api_fail(r, KCP_EMETHOD, NULL, NULL,
                         "the server does not allow this method on the requested resource");
+    /* PatchOptions as upstream validates them, before the object is looked up. */
+    if (type == API_BODY_APPLY_PATCH)
+        return api_apply(r);
+    if (api_query(r, "force"))
+        return api_fail_option(r, "force", "FieldValueForbidden",
+                               "Forbidden: may not be specified for non-apply patch");
+    if (api_check_field_manager(r) != 0)
+        return;
     patch_run(r);
 }

@@ -87,12 +87,17 @@ void api_fail(struct api_req *r, int err, const char *name, json_t *causes, cons
 
 void api_fail_options(struct api_req *r, const char *field, const char *value, const char *why)
 {
+    char msg[512];
+    snprintf(msg, sizeof(msg), "Unsupported value: \"%s\": %s", value, why);
+    api_fail_option(r, field, "FieldValueNotSupported", msg);
+}
+
+void api_fail_option(struct api_req *r, const char *field, const char *reason, const char *msg)
+{
     const char *kind = r->verb == API_VERB_UPDATE ? "UpdateOptions"
                        : r->verb == API_VERB_PATCH ? "PatchOptions"
                        : r->verb == API_VERB_DELETE ? "DeleteOptions"
                                                     : "CreateOptions";
-    char msg[512];
-    snprintf(msg, sizeof(msg), "Unsupported value: \"%s\": %s", value, why);
     json_t *st = json_object();
     json_object_set_new(st, "kind", json_string("Status"));
     json_object_set_new(st, "apiVersion", json_string("v1"));
@@ -104,7 +109,7 @@ void api_fail_options(struct api_req *r, const char *field, const char *value, c
     json_object_set_new(st, "reason", json_string("Invalid"));
     json_object_set_new(st, "details",
                         json_pack("{s:s, s:s, s:[{s:s, s:s, s:s}]}", "group", "meta.k8s.io",
-                                  "kind", kind, "causes", "reason", "FieldValueNotSupported",
+                                  "kind", kind, "causes", "reason", reason,
                                   "message", msg, "field", field));
     json_object_set_new(st, "code", json_integer(422));
     if (r->gone || !r->res) {

@@ -319,11 +319,17 @@ void api_create(struct api_req *r)
     if (r->sub)
         return api_fail(r, KCP_EMETHOD, NULL, NULL,
                         "the server does not allow this method on the requested resource");
-    if (check_dry_run_param(r) != 0)
+    if (check_dry_run_param(r) != 0 || api_check_field_manager(r) != 0)
         return;
     json_t *obj = api_decode_body(r);
     if (!obj)
         return;
+    api_write_create(r, obj);
+}
+
+void api_write_create(struct api_req *r, json_t *obj)
+{
+    json_decref(r->obj);
     r->obj = obj;
     json_t *meta = meta_of(obj);
     const char *ns = json_string_value(json_object_get(meta, "namespace"));
@@ -364,6 +370,9 @@ void api_create(struct api_req *r)
     if (has_status_sub(r->rsrc))
         json_object_del(obj, "status");
     api_admit_defaults(r->rsrc, obj);
+    /* Before allocation, as upstream's handler records fields before storage allocates. */
+    if (!r->managed_set)
+        api_managed_update(r, NULL, obj);
     json_t *causes = api_admit_validate(r->rsrc, obj, NULL);
     if (!causes)
         causes = json_array();
@@ -376,6 +385,12 @@ void api_create(struct api_req *r)
     json_decref(causes);
     if (check_namespace(r, api_meta_str(obj, "name")) != 0)
         return;
+    /* managedFields is ObjectMeta's last field; the members decided above came after it. */
+    json_t *mf = json_incref(json_object_get(meta, "managedFields"));
+    if (mf) {
+        json_object_del(meta, "managedFields");
+        json_object_set_new(meta, "managedFields", mf);
+    }
     api_key(r, &r->key, api_meta_str(obj, "name"));
     if (dry_run(r)) {
         struct kcp_obj *existing = NULL;
@@ -496,6 +511,7 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     if (status_only) {
         /* PUT .../status changes status and nothing else. */
         json_t *status = json_incref(json_object_get(obj, "status"));
+        json_t *managed = json_incref(json_object_get(meta, "managedFields"));
         json_t *copy = json_deep_copy(old);
         json_object_del(json_object_get(copy, "metadata"), "resourceVersion");
         if (status)
@@ -505,6 +521,12 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
         json_decref(r->obj);
         r->obj = obj = copy;
         meta = meta_of(obj);
+        /* An apply through /status decided the managedFields too. */
+        if (r->managed_set && managed)
+            json_object_set(meta, "managedFields", managed);
+        else if (r->managed_set)
+            json_object_del(meta, "managedFields");
+        json_decref(managed);
     } else if (has_status_sub(r->rsrc)) {
         json_t *st = json_object_get(old, "status");
         if (st)
@@ -539,6 +561,8 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
         json_object_set_new(meta, "generation",
                             json_integer(json_integer_value(json_object_get(old_meta, "generation")) + 1));
     api_admit_defaults(r->rsrc, obj);
+    if (!r->managed_set)
+        api_managed_update(r, old, obj);
     json_t *causes = api_admit_validate(r->rsrc, obj, old);
     if (!causes)
         causes = json_array();
@@ -580,7 +604,7 @@ void api_update(struct api_req *r)
     if (r->sub && strcmp(r->sub->name, "status") != 0 && strcmp(r->sub->name, "scale") != 0)
         return api_fail(r, KCP_EMETHOD, NULL, NULL,
                         "the server does not allow this method on the requested resource");
-    if (check_dry_run_param(r) != 0)
+    if (check_dry_run_param(r) != 0 || api_check_field_manager(r) != 0)
         return;
     json_t *body = api_decode_body(r);
     if (!body)

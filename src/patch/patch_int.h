@@ -117,4 +117,80 @@ int patch_smp_element_kind(struct patch_smp *s, const json_t *a, const json_t *b
 #define PATCH_ERR_SET_ORDER "invalid patch format of setElementOrder list"
 #define PATCH_ERR_LIST_OF_LISTS "lists of lists are not supported"
 
+/* ---- fieldset.c / apply.c: server-side apply ---- */
+
+/*
+ * A field set is a trie of JSON objects: each key is a serialized path element ("f:spec",
+ * "k:{\"name\":\"app\"}", "v:\"x\"", "i:0") and the key SSA_SELF (value null) marks a node
+ * that is itself in the set. A node with neither is never kept.
+ */
+#define SSA_SELF "."
+#define SSA_MAX_PATH (KCP_PATCH_MAX_DEPTH + 2) /* path elements: one per nesting level */
+
+/* A walk over values and their schema: the current path and where errors go. */
+struct ssa_walk {
+    const struct kcp_ssa_schema *schema;
+    char **out_err;
+    struct kcp_buf path;      /* the path elements, NUL-separated, root first */
+    size_t off[SSA_MAX_PATH]; /* where each starts in path */
+    size_t depth;
+    bool check_dups; /* reject duplicate keys in lists (applied configurations) */
+};
+/* Forgets the path and frees its buffer (the walk stays usable). */
+void ssa_walk_clear(struct ssa_walk *w);
+/* Pushes a path element (copied), or "f:" + a field name; KCP_EBADREQUEST when the path would
+ * be too deep. */
+int ssa_push(struct ssa_walk *w, const char *pe);
+int ssa_push_field(struct ssa_walk *w, const char *name);
+void ssa_pop(struct ssa_walk *w);
+/* Path element i of the current path. */
+#define SSA_PE(w, i) ((w)->path.data + (w)->off[i])
+/* "f:" + name in buf when it fits, else in *heap (caller frees). */
+const char *ssa_field_key(char *buf, size_t cap, const char *name, char **heap);
+/* Fails with "<path>: <message>" (upstream's shape for typed-value errors). */
+int ssa_fail(struct ssa_walk *w, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The type of node for value v (v may be NULL): deduced from the value without a schema node,
+ * and a schema type the value does not fit is read as a scalar. */
+void ssa_resolve(const struct ssa_walk *w, const void *node, const json_t *v,
+                 struct kcp_ssa_type *out);
+/* The node of field name of an object of type t at node; *out_declared says whether it is a
+ * declared struct field (else a map key or an unknown field). */
+const void *ssa_field_node(const struct ssa_walk *w, const void *node, const struct kcp_ssa_type *t,
+                           const char *name, bool *out_declared);
+const void *ssa_items_node(const struct ssa_walk *w, const void *node);
+/* The path element of a list item ("k:{...}" or "v:..."), into out (reset first). */
+int ssa_item_pe(struct ssa_walk *w, const void *node, const struct kcp_ssa_type *t,
+                const json_t *item, size_t index, struct kcp_buf *out);
+
+/* Trie operations. New tries are returned as new references; inputs are not modified. */
+json_t *ssa_set_new(void);
+bool ssa_set_member(const json_t *s);
+bool ssa_set_has_children(const json_t *s);
+bool ssa_set_empty(const json_t *s);
+/* Inserts the walk's current path. */
+void ssa_set_insert(json_t *s, const struct ssa_walk *w);
+json_t *ssa_set_union(const json_t *a, const json_t *b);
+json_t *ssa_set_difference(const json_t *a, const json_t *b);
+json_t *ssa_set_intersection(const json_t *a, const json_t *b);
+/* a without everything at or below a member of b. */
+json_t *ssa_set_recursive_difference(const json_t *a, const json_t *b);
+/* FieldsV1 <-> trie. from_v1 canonicalises k: and v: elements; KCP_EBADREQUEST if malformed. */
+json_t *ssa_set_to_v1(const json_t *s);
+int ssa_set_from_v1(json_t **out, const json_t *v1, char **out_err);
+/* Calls fn for each member path in upstream's iteration order (a node's members, then its
+ * children), with the path rendered as upstream prints it (".spec.containers[name=\"a\"]"). */
+void ssa_set_iterate(const json_t *s, void (*fn)(const char *path, void *data), void *data);
+/* Orders path elements as upstream does (fields, keys, values, indexes). */
+int ssa_pe_compare(const char *a, const char *b);
+
+/* The field set of value (ToFieldSet). */
+int ssa_to_set(struct ssa_walk *w, json_t *set, const json_t *v, const void *node);
+/* Compares lhs and rhs (either may be NULL for absent) into added, modified and removed. */
+struct ssa_cmp {
+    json_t *added, *modified, *removed;
+};
+int ssa_compare(struct ssa_walk *w, struct ssa_cmp *c, const json_t *l, const json_t *r,
+                const void *node);
+
 #endif

@@ -4,7 +4,8 @@
 # PartialObjectMetadata), Table responses and `kubectl get -w`, watch semantics (replay order,
 # selector transitions, bookmarks, sendInitialEvents, timeouts, too-large and too-old RVs),
 # pagination over one snapshot, Status errors, dryRun, fieldValidation, finalizers, namespace
-# termination, generation and status, the scale subresource, anonymous access, and a restart.
+# termination, generation and status, the scale subresource, server-side apply and managedFields,
+# anonymous access, and a restart.
 # Most checks are in api_checks.py (stdlib client: kclient.py); this script runs the server,
 # kubectl and the restart.
 source "$(dirname "$0")/lib.sh"
@@ -58,7 +59,7 @@ bmpid=$!
 PIDS+=("$bmpid")
 
 for g in protobuf negotiation table watch pagination errors dryrun validation finalizers namespace \
-         generation scale anonymous; do
+         generation scale apply anonymous; do
   py "$g"
 done
 

@@ -975,12 +975,146 @@ def g_postrestart():
           len(evs) == 1 and evs[0][0] == "ERROR" and evs[0][1].get("code") == 410, detail=json.dumps(evs)[:300])
 
 
+# ---- server-side apply and managedFields -------------------------------------------------------
+
+APPLY = "application/apply-patch+yaml"
+
+
+def entries(obj):
+    return (obj or {}).get("metadata", {}).get("managedFields") or []
+
+
+def entry_of(obj, manager, operation):
+    for e in entries(obj):
+        if e.get("manager") == manager and e.get("operation") == operation:
+            return e
+    return None
+
+
+def g_apply():
+    N = namespace("e2e-apply")
+    cfg = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a1"}, "data": {"a": "1", "b": "2"}}
+    r = c.patch(N + "/a1", cfg, ctype=APPLY)
+    check("apply without fieldManager: 422 PatchOptions fieldManager Required",
+          status_ok(r, 422, "Invalid") and details(r).get("kind") == "PatchOptions" and
+          r.json()["message"] == 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+          'is required for apply patch' and causes(r)[0].get("reason") == "FieldValueRequired", r)
+    r = c.patch(N + "/a1?fieldManager=x&force=true", {"data": {}})
+    check("force on a merge patch: 422 force Forbidden",
+          status_ok(r, 422, "Invalid") and causes(r)[0].get("field") == "force" and
+          "may not be specified for non-apply patch" in r.json()["message"], r)
+    r = c.patch(N + "/a1?fieldManager=" + "m" * 129, cfg, ctype=APPLY)
+    check("a fieldManager over 128 bytes: 422 FieldValueTooLong",
+          status_ok(r, 422, "Invalid") and causes(r)[0].get("reason") == "FieldValueTooLong", r)
+    r = c.patch(N + "/a1?fieldManager=e2e&force=false", cfg, ctype=APPLY)
+    o = r.json() or {}
+    e = entry_of(o, "e2e", "Apply")
+    check("apply to a missing object creates it: 201 with one Apply entry",
+          r.status == 201 and len(entries(o)) == 1 and e is not None and e.get("apiVersion") == "v1" and
+          e.get("fieldsType") == "FieldsV1" and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", e.get("time", "")), r)
+    check("the Apply entry owns exactly the applied fields",
+          e is not None and e.get("fieldsV1") == {"f:data": {"f:a": {}, "f:b": {}}}, r)
+    check("managedFields entry keys in upstream's order",
+          e is not None and list(e.keys()) == ["manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1"], r)
+    rv = o.get("metadata", {}).get("resourceVersion")
+    r = c.patch(N + "/a1?fieldManager=e2e", cfg, ctype=APPLY)
+    check("the same apply again is a no-op: 200, resourceVersion kept",
+          r.status == 200 and (r.json() or {}).get("metadata", {}).get("resourceVersion") == rv, r)
+    r = c.patch(N + "/a1?fieldManager=edit", {"data": {"a": "changed"}})
+    o = r.json() or {}
+    check("a merge patch records an Update entry for its fieldManager and takes the field",
+          r.status == 200 and (entry_of(o, "edit", "Update") or {}).get("fieldsV1") == {"f:data": {"f:a": {}}} and
+          (entry_of(o, "e2e", "Apply") or {}).get("fieldsV1") == {"f:data": {"f:b": {}}}, r)
+    check("entries sort Apply before Update", [x.get("operation") for x in entries(o)] == ["Apply", "Update"], r)
+    r = c.patch(N + "/a1?fieldManager=e2e", cfg, ctype=APPLY)
+    check("re-applying another value: 409 Conflict in upstream's words, a FieldManagerConflict cause",
+          status_ok(r, 409, "Conflict") and
+          r.json().get("message") == 'Apply failed with 1 conflict: conflict with "edit" using v1: .data.a' and
+          causes(r) == [{"reason": "FieldManagerConflict", "message": 'conflict with "edit" using v1',
+                         "field": ".data.a"}], r)
+    r = c.patch(N + "/a1?fieldManager=e2e&force=true", cfg, ctype=APPLY)
+    o = r.json() or {}
+    check("force=true takes the field: value applied, the emptied Update entry is gone",
+          r.status == 200 and o.get("data") == {"a": "1", "b": "2"} and entry_of(o, "edit", "Update") is None, r)
+    r = c.patch(N + "/a1?fieldManager=e2e", dict(cfg, data={"a": "1"}), ctype=APPLY)
+    check("applying fewer fields removes the ones only this manager had",
+          r.status == 200 and (r.json() or {}).get("data") == {"a": "1"}, r)
+    r = c.patch(N + "/a1?fieldManager=e2e&dryRun=All", dict(cfg, data={"a": "dry"}), ctype=APPLY)
+    check("a dry-run apply answers the result and stores nothing",
+          r.status == 200 and (r.json() or {}).get("data") == {"a": "dry"} and
+          c.get(N + "/a1").json().get("data") == {"a": "1"}, r)
+    r = c.patch(N + "/a1?fieldManager=e2e", dict(cfg, apiVersion="apps/v1"), ctype=APPLY)
+    check("an apply patch of another version: 400 Incorrect version specified",
+          status_ok(r, 400, "BadRequest") and r.json()["message"] == "Incorrect version specified in apply "
+          "patch. Specified patch version: apps/v1, expected: v1", r)
+    bad = dict(cfg, metadata={"name": "a1", "managedFields": [{"manager": "x"}]})
+    r = c.patch(N + "/a1?fieldManager=e2e", bad, ctype=APPLY)
+    check("managedFields in an apply patch: 400 metadata.managedFields must be nil",
+          status_ok(r, 400, "BadRequest") and r.json()["message"] == "metadata.managedFields must be nil", r)
+    r = c.patch(N + "/a1?fieldManager=e2e", dict(cfg, spec={"x": 1}), ctype=APPLY)
+    check("an undeclared field in an apply patch: 400 field not declared in schema",
+          status_ok(r, 400, "BadRequest") and "field not declared in schema" in r.json()["message"], r)
+
+    r = c.post(N, cm("ua"), headers={"User-Agent": "mytool/1.2 (linux/amd64) kubernetes/abc"})
+    check("without fieldManager the manager is the User-Agent before '/' (Update, created fields)",
+          r.status == 201 and (entry_of(r.json(), "mytool", "Update") or {}).get("fieldsV1") ==
+          {"f:data": {".": {}, "f:k": {}}}, r)
+    r = c.get(N + "/ua", headers={"Accept": PROTOBUF})
+    check("an object with managedFields encodes as protobuf", r.status == 200 and r.body[:4] == MAGIC, r)
+
+    D = "/apis/apps/v1/namespaces/e2e-apply/deployments"
+    dep = deployment("web", replicas=2)
+    r = c.patch(D + "/web?fieldManager=kubectl", dep, ctype=APPLY)
+    check("apply creates a Deployment", r.status == 201, r)
+    kubectl = {"User-Agent": "kubectl/v1.32.4 (linux/amd64) kubernetes/abc"}
+    r = c.patch(D + "/web/scale", {"spec": {"replicas": 5}}, headers=kubectl)
+    d = c.get(D + "/web").json()
+    sc = entry_of(d, "kubectl", "Update") or {}
+    check("kubectl scale records manager kubectl, subresource scale, owning .spec.replicas",
+          r.status == 200 and sc.get("subresource") == "scale" and sc.get("apiVersion") == "apps/v1" and
+          sc.get("fieldsV1") == {"f:spec": {"f:replicas": {}}}, r, detail=json.dumps(entries(d))[:400])
+    r = c.patch(D + "/web?fieldManager=kubectl", deployment("web", replicas=3), ctype=APPLY)
+    check("re-applying replicas conflicts with the scale subresource's manager",
+          status_ok(r, 409, "Conflict") and r.json().get("message") ==
+          'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using apps/v1: '
+          '.spec.replicas', r)
+    r = c.patch(D + "/web?fieldManager=kubectl&force=true", deployment("web", replicas=3), ctype=APPLY)
+    d = r.json() or {}
+    fv = (entry_of(d, "kubectl", "Apply") or {}).get("fieldsV1") or {}
+    items = fv.get("f:spec", {}).get("f:template", {}).get("f:spec", {}).get("f:containers", {})
+    check("force: replicas 3, the scale entry gone, containers owned by key (k:{\"name\":\"c\"})",
+          r.status == 200 and d["spec"]["replicas"] == 3 and entry_of(d, "kubectl", "Update") is None and
+          list(items) == ['k:{"name":"c"}'] and fv["f:spec"].get("f:selector") == {}, r)
+    st = c.get(D + "/web/status").json()
+    st["status"] = {"replicas": 3}
+    r = c.put(D + "/web/status", st, headers={"User-Agent": "controller/1"})
+    su = entry_of(r.json(), "controller", "Update") or {}
+    check("a status write records subresource status, owning status fields only",
+          r.status == 200 and su.get("subresource") == "status" and list(su.get("fieldsV1", {})) == ["f:status"], r)
+    r = c.patch(D + "/web/status?fieldManager=ctl&force=true", {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                               "metadata": {"name": "web"}, "spec": {"replicas": 9},
+                                                               "status": {"replicas": 4}}, ctype=APPLY)
+    d = r.json() or {}
+    sa = entry_of(d, "ctl", "Apply") or {}
+    check("apply through /status (force: controller owned it) changes status only; subresource status",
+          r.status == 200 and d.get("status", {}).get("replicas") == 4 and d["spec"]["replicas"] == 3 and
+          sa.get("subresource") == "status" and sa.get("fieldsV1") == {"f:status": {"f:replicas": {}}}, r)
+    yaml_body = ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y1\ndata:\n  script: |\n"
+                 "    echo hi\n  flag: \"yes\"  # quoted: a YAML 1.1 boolean otherwise\n")
+    r = c.patch(N + "/y1?fieldManager=e2e", yaml_body, ctype=APPLY)
+    check("a YAML apply patch (block scalar, comment, quoted scalar)",
+          r.status == 201 and (r.json() or {}).get("data") == {"script": "echo hi\n", "flag": "yes"}, r)
+    r = c.patch(N + "/y1?fieldManager=e2e", "data:\n  a: b: c\n", ctype=APPLY)
+    check("malformed YAML: 400 in upstream's words",
+          status_ok(r, 400, "BadRequest") and r.json()["message"] ==
+          "error converting YAML to JSON: yaml: line 2: mapping values are not allowed in this context", r)
+
 GROUPS = {
     "protobuf": g_protobuf, "negotiation": g_negotiation, "table": g_table, "watch": g_watch,
     "bookmark-long": g_bookmark_long, "pagination": g_pagination, "errors": g_errors, "dryrun": g_dryrun,
     "validation": g_validation, "strictpatch": g_strictpatch, "finalizers": g_finalizers,
     "namespace": g_namespace, "generation": g_generation, "scale": g_scale, "anonymous": g_anonymous,
-    "prerestart": g_prerestart, "postrestart": g_postrestart,
+    "prerestart": g_prerestart, "postrestart": g_postrestart, "apply": g_apply,
 }
 
 if __name__ == "__main__":
