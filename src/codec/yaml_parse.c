@@ -716,9 +716,10 @@ static int block_map(struct yp *p, int ind, json_t **out)
         }
         rc = entry_value(p, colon + 1, ind, true, &v);
         if (rc == 0) {
-            if (strcmp(json_string_value(key), "<<") == 0)
+            if (strcmp(json_string_value(key), "<<") == 0) {
+                json_decref(v);
                 rc = yfail(p, l->no, "merge keys are not supported");
-            else
+            } else
                 json_object_set_new(o, json_string_value(key), v); /* a repeated key: the last */
         }
         json_decref(key);
