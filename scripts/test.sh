@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2 (and CI): install what is missing, build, run every test, print one summary.
-# Stages: unit (release), unit (ASan+UBSan), e2e, fuzz (short), aarch64 under qemu, acceptance.
+# Stages: unit (release), unit (ASan+UBSan), e2e, integration (HA), fuzz (short), aarch64 under
+# qemu, acceptance.
 # Env: KCP_SKIP="fuzz aarch64" skips stages; KCP_SHARED points at shared/ (default ../shared).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,9 @@ for t in tests/e2e/[0-9]*.sh; do
   echo "-- $t"
   script_stage "e2e/$(basename "$t" .sh)" required env KCP="$root/build/kcp" bash "$t"
 done
+
+echo "== integration (3-server clusters: kill -9, partitions, linearizability; ~2.5 min)"
+script_stage integration required env KCP="$root/build/kcp" bash tests/integration/run.sh
 
 if ! skip fuzz; then
   echo "== fuzz (short runs)"

@@ -17,6 +17,13 @@
 
 struct api_watch;
 
+/*
+ * An update or patch without a resourceVersion is retried by the server on a conflict with a
+ * concurrent writer (upstream's GuaranteedUpdate retries without end); this bound only stops a
+ * livelock, answered with 409.
+ */
+#define API_MAX_SERVER_RETRIES 100
+
 struct kcp_api {
     struct kcp_loop *loop;
     struct kcp_http_server *http;

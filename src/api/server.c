@@ -96,13 +96,16 @@ static void run_verb(struct api_req *r);
 /*
  * A read without a resourceVersion must see every write acknowledged before it began, on
  * whichever server it lands (upstream's "most recent" semantics): it waits for the barrier.
+ * So does every write: it reads the current object (or the namespace) before it proposes,
+ * and on a follower that has not yet applied a create acknowledged elsewhere it would answer
+ * 404. Reads at a given resourceVersion are served from the local store as they are.
  */
 static bool needs_barrier(struct api_req *r)
 {
     if (!r->api->barrier)
         return false;
     if (r->verb != API_VERB_GET && r->verb != API_VERB_LIST && r->verb != API_VERB_WATCH)
-        return false;
+        return true;
     const char *rv = api_query(r, "resourceVersion");
     return !rv || !*rv;
 }

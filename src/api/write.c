@@ -426,7 +426,7 @@ static void update_on_done(struct api_req *r, int status, const struct kcp_store
     if (status != 0)
         return api_fail(r, status, NULL, NULL, "storage: %s", kcp_error_message(status));
     int err = res->ops[0].err;
-    if (err == KCP_ECONFLICT && !r->client_revision && ++r->attempts < 5)
+    if (err == KCP_ECONFLICT && !r->client_revision && ++r->attempts < API_MAX_SERVER_RETRIES)
         return r->retry ? r->retry(r) : update_retry(r);
     if (err)
         return api_fail_object(r, err, r->path.name);

@@ -183,6 +183,7 @@ static void tick_on_fire(uv_timer_t *t)
     cluster_reads_retry(c);
     cluster_reads_check(c);
     cluster_joins_retry(c);
+    cluster_peers_dial(c);
     tick_promote(c);
     cluster_install_try(c);
     cluster_snapshot_tick(c);
@@ -270,6 +271,12 @@ int kcp_cluster_open(struct kcp_cluster **out, const struct kcp_cluster_config *
     c->handles_open = 3;
     c->snap_reads_tail = &c->snap_reads;
     c->props_tail = &c->props;
+    /*
+     * Proposal tags must not repeat across restarts: an entry proposed by the previous process
+     * may commit after this one started, and must not be taken for one of this process's
+     * writes. Sequence numbers start at a random point of the 64-bit space.
+     */
+    c->next_seq = kcp_rng_next(&c->loop->rng) >> 1;
     cluster_proposer_init(c);
     cluster_routes(c);
 

@@ -187,6 +187,7 @@ void cluster_peer_send(struct kcp_cluster *c, const struct kcp_raft_msg *m);
 int cluster_peer_forward(struct kcp_cluster *c, uint64_t leader, uint64_t seq, const void *payload,
                          size_t len);
 void cluster_peers_flush(struct kcp_cluster *c);
+void cluster_peers_dial(struct kcp_cluster *c);
 void cluster_peers_free(struct kcp_cluster *c);
 struct cl_peer *cluster_peer_find(struct kcp_cluster *c, uint64_t id);
 /* A sender not (yet) in our configuration, from its "Kcp-Member: ID NAME@ADDR" header. */

@@ -171,6 +171,18 @@ static void peer_flush(struct cl_peer *p)
     kcp_buf_reset(&p->out);
 }
 
+/*
+ * Connections to every member stay open, followers' to each other too: an election must not
+ * wait for TCP and TLS handshakes, or two candidates time out inside that window and split
+ * the vote.
+ */
+void cluster_peers_dial(struct kcp_cluster *c)
+{
+    for (struct cl_peer *p = c->peers; p; p = p->next)
+        if (!p->conn)
+            peer_dial(p);
+}
+
 void cluster_peers_flush(struct kcp_cluster *c)
 {
     if (c->installing)
