@@ -51,12 +51,22 @@ kill -9 "${PID[n3]}"; wait "${PID[n3]}" 2>/dev/null
 rm -rf "${DIR[n3]}"
 expect "n3 rejoins with a wiped data dir" join n3 n1 --raft-snapshot-entries 200
 expect "still three members" eventually 10 bash -c "[[ \$('$KCP' members --data-dir '${DIR[n1]}' | wc -l) == 3 ]]"
+# Three servers, one history: the same entries make byte-identical commits everywhere.
+kc n2 create cm x-same-history >/dev/null
+same_heads() {
+  local a b c
+  a=$(git --git-dir "${DIR[n1]}/history.git" rev-parse refs/heads/main) || return 1
+  b=$(git --git-dir "${DIR[n2]}/history.git" rev-parse refs/heads/main) || return 1
+  c=$(git --git-dir "${DIR[n3]}/history.git" rev-parse refs/heads/main) || return 1
+  [[ $a == "$b" && $b == "$c" ]] && git --git-dir "${DIR[n1]}/history.git" log -1 --format=%s refs/heads/main | grep -q x-same-history
+}
+expect "three servers record byte-identical history" eventually 20 same_heads
 
 # Enough writes for snapshots (every 200 entries) while n3 is down: it must be sent one.
 kill -9 "${PID[n3]}"; wait "${PID[n3]}" 2>/dev/null
 for i in $(seq 1 450); do echo "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"s$i\"}}"; done |
   kc n1 create -f - >/dev/null 2>&1
-expect_eq "450 writes while n3 is down" 450 "$(count_cm n1 'configmap/s')"
+expect_eq "450 writes while n3 is down" 450 "$(count_cm n1 'configmap/s[0-9]')"
 expect_match "the leader compacted its log" 'snap-[0-9]+' "$(ls "${DIR[n1]}/raft")"
 # The same entries make the same commits on every server (n2 received the log, not a snapshot).
 expect "n1 and n2 record byte-identical history" eventually 20 bash -c "[[ -n \$(git --git-dir '${DIR[n1]}/history.git' rev-parse refs/heads/main) && \$(git --git-dir '${DIR[n1]}/history.git' rev-parse refs/heads/main) == \$(git --git-dir '${DIR[n2]}/history.git' rev-parse refs/heads/main) ]]"
@@ -65,7 +75,7 @@ metrics=$(kc n1 get --raw /metrics)
 expect_match "metrics: Raft" 'kcp_raft_voters 3' "$metrics"
 expect_match "metrics: history lag" 'kcp_history_lag_entries [0-9]+' "$metrics"
 expect "n3 comes back" restart n3
-expect "n3 receives a snapshot and catches up" eventually 20 bash -c "[[ \$(kubectl --kubeconfig '${DIR[n3]}/kubeconfig' get cm -o name | grep -c configmap/s) == 450 ]]"
+expect "n3 receives a snapshot and catches up" eventually 20 bash -c "[[ \$(kubectl --kubeconfig '${DIR[n3]}/kubeconfig' get cm -o name | grep -c configmap/s[0-9]) == 450 ]]"
 expect_match "n3 installed a snapshot" 'installing the leader.s snapshot' "$(cat "$E2E_TMP/n3.log")"
 rv1=$(kc n1 get cm s450 -o jsonpath='{.metadata.resourceVersion}')
 expect_eq "same resourceVersion after the install" "$rv1" "$(kc n3 get cm s450 -o jsonpath='{.metadata.resourceVersion}')"
