@@ -1,4 +1,4 @@
-/* The durable Raft log and hard state: LMDB in its own directory, group commit off the loop. */
+/* The durable Raft log and hard state (LMDB in logstore.c, segment files in logseg.c): the API. */
 #ifndef KCP_CLUSTER_LOGSTORE_H
 #define KCP_CLUSTER_LOGSTORE_H
 

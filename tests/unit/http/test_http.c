@@ -700,7 +700,7 @@ static void client_slow_loris(struct harness *h)
     uint64_t dt = now_ms() - t0;
     test_client_close(&c);
     CHECK(h, n == 0);
-    CHECK(h, dt >= 150 && dt < 3000);
+    CHECK(h, dt >= 900 && dt < 6000);
 }
 
 static void test_slow_loris(void **state)
@@ -708,7 +708,8 @@ static void test_slow_loris(void **state)
     struct kcp_http_limits limits;
     (void)state;
     kcp_http_limits_default(&limits);
-    limits.header_timeout_ms = 200;
+    /* The timer covers the TLS handshake too: 200 ms was flaky under ASan on a busy machine. */
+    limits.header_timeout_ms = 1000;
     run_with(client_slow_loris, &limits, true, 0);
 }
 
