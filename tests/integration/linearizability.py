@@ -443,12 +443,16 @@ def run_workload(args):
             rep.log(f"nemesis: {e}")
             events.append(e)
 
+        first_two = rng.sample(["kill", "isolate"], 2)
         while now() < deadline:
             time.sleep(rng.uniform(1.0, 2.5))
             if now() >= deadline:
                 break
             leader = cl.leader(timeout=2)
-            choice = rng.choice(("kill", "kill", "isolate", "isolate", "isolate-follower"))
+            # The first two faults are one kill and one partition, in a seeded order, so every
+            # run exercises both; the rest are drawn at random.
+            choice = (first_two.pop(0) if first_two else
+                      rng.choice(("kill", "kill", "isolate", "isolate", "isolate-follower")))
             if choice == "isolate-follower" or not leader:
                 victim = rng.choice([n for n in cl.nodes if n is not leader])
             else:
