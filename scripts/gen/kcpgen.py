@@ -142,6 +142,45 @@ def parse_proto(path):
     return msgs
 
 
+def load_docs(proto_dir, msgs):
+    """Fill descriptions the .proto comments leave empty from proto/doc/<proto stem>.txt: one
+    `Message<TAB>text` or `Message.field<TAB>text` a line ('#' comments and blank lines skipped).
+    An entry naming an unknown file, message or field fails the build. Returns the coverage."""
+    doc_dir = os.path.join(proto_dir, "doc")
+    by_file = {}
+    for m in msgs:
+        by_file.setdefault(m.file[:-len(".proto")], {})[m.name] = m
+    for fn in sorted(os.listdir(doc_dir)) if os.path.isdir(doc_dir) else []:
+        path = os.path.join(doc_dir, fn)
+        if not fn.endswith(".txt") or fn[:-4] not in by_file:
+            die("%s: not named after a proto/*.proto file" % path)
+        seen = set()
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip() or line.startswith("#"):
+                    continue
+                key, tab, text = line.rstrip("\n").partition("\t")
+                where = "%s:%d" % (path, n)
+                if not tab or not text.strip() or key in seen:
+                    die("%s: want one `Message[.field]<TAB>description` per name: %r"
+                        % (where, line))
+                seen.add(key)
+                mname, dot, fname = key.partition(".")
+                m = by_file[fn[:-4]].get(mname)
+                if m is None:
+                    die("%s: unknown message %s in %s.proto" % (where, mname, fn[:-4]))
+                if not dot:
+                    m.desc = m.desc or text.strip()
+                    continue
+                fld = next((x for x in m.fields if x.name == fname), None)
+                if fld is None:
+                    die("%s: message %s has no field %s" % (where, mname, fname))
+                fld.desc = fld.desc or text.strip()
+    nf = sum(len(m.fields) for m in msgs)
+    return (sum(1 for m in msgs if m.desc), len(msgs),
+            sum(1 for m in msgs for x in m.fields if x.desc), nf)
+
+
 def resolve(msgs):
     by_full = {m.proto_full: m for m in msgs}
     for m in msgs:
@@ -710,6 +749,8 @@ def main():
         msgs += parse_proto(os.path.join(a.proto_dir, p))
     msgs.sort(key=lambda m: m.defname)
     by_full = resolve(msgs)
+    sys.stderr.write("kcpgen: descriptions: %d/%d messages, %d/%d fields\n"
+                     % load_docs(a.proto_dir, msgs))
     rows = load_resources(os.path.join(a.proto_dir, "resources.tsv"))
     write_tables(msgs, by_full, rows, a.out_dir)
     write_openapi(msgs, by_full, rows, a.out_dir)
