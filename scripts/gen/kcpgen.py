@@ -448,9 +448,9 @@ def def_schema(m, v3):
     props = OrderedDict()
     if m.typemeta:
         props["apiVersion"] = {"type": "string", "description":
-                               "Versioned schema of this representation of the object."}
+                               "Group and version this object is written in, e.g. apps/v1 (v1 for the core group)."}
         props["kind"] = {"type": "string", "description":
-                         "Kind of the REST resource this object represents."}
+                         "Type name of the object in CamelCase, e.g. Deployment."}
     for f in json_fields(m):
         props[f.json] = prop_schema(f, v3)
     s = OrderedDict()
