@@ -71,8 +71,11 @@ class Message:
         self.required = []
         self.ext = OrderedDict()
         self.openapi_prefix = None
+        # Every token, for generators that read annotations this one does not (scripts/gen/apigen.py).
+        self.ann = OrderedDict()
         for tok in ann:
             k, eq, v = tok.partition("=")
+            self.ann[k] = urllib.parse.unquote(v) if eq else True
             if k == "gvk":
                 g, ver, kind = v.split("/")
                 self.gvks.append((g, ver, kind))
@@ -693,6 +696,22 @@ def write_openapi(msgs, by_full, rows, out):
                      % (len(blobs), total_raw, total_z))
 
 
+def proto_files(proto_dir):
+    return sorted(p for p in os.listdir(proto_dir) if p.endswith(".proto"))
+
+
+def load(proto_dir):
+    """Messages in table order (by definition name: their index is the schema's message index,
+    which scripts/gen/apigen.py relies on), the proto name map and the resource rows."""
+    msgs = []
+    for p in proto_files(proto_dir):
+        msgs += parse_proto(os.path.join(proto_dir, p))
+    msgs.sort(key=lambda m: m.defname)
+    by_full = resolve(msgs)
+    rows = load_resources(os.path.join(proto_dir, "resources.tsv"))
+    return msgs, by_full, rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--protoc-c", required=True)
@@ -700,17 +719,12 @@ def main():
     ap.add_argument("--out-dir", required=True)
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
-    protos = sorted(p for p in os.listdir(a.proto_dir) if p.endswith(".proto"))
+    protos = proto_files(a.proto_dir)
     r = subprocess.run([a.protoc_c, "--c_out=" + a.out_dir, "-I" + a.proto_dir] +
                        [os.path.join(a.proto_dir, p) for p in protos])
     if r.returncode != 0:
         die("protoc-c failed")
-    msgs = []
-    for p in protos:
-        msgs += parse_proto(os.path.join(a.proto_dir, p))
-    msgs.sort(key=lambda m: m.defname)
-    by_full = resolve(msgs)
-    rows = load_resources(os.path.join(a.proto_dir, "resources.tsv"))
+    msgs, by_full, rows = load(a.proto_dir)
     write_tables(msgs, by_full, rows, a.out_dir)
     write_openapi(msgs, by_full, rows, a.out_dir)
 
