@@ -18,8 +18,8 @@ void api_meta_name_suffix(char out[6]);
 
 /*
  * Name validation with upstream's messages (k8s.io/apimachinery validation): a DNS-1123
- * subdomain (most kinds) or label (namespaces, services). Returns NULL when valid, else a
- * message the caller frees.
+ * subdomain (most kinds) or label (namespaces; which kind uses which is proto/'s name-format).
+ * Returns NULL when valid, else a message the caller frees.
  */
 char *api_meta_check_dns1123_subdomain(const char *name);
 char *api_meta_check_dns1123_label(const char *name);
