@@ -71,8 +71,11 @@ class Message:
         self.required = []
         self.ext = OrderedDict()
         self.openapi_prefix = None
+        # Every token, for generators that read annotations this one does not (scripts/gen/apigen.py).
+        self.ann = OrderedDict()
         for tok in ann:
             k, eq, v = tok.partition("=")
+            self.ann[k] = urllib.parse.unquote(v) if eq else True
             if k == "gvk":
                 g, ver, kind = v.split("/")
                 self.gvks.append((g, ver, kind))
@@ -145,7 +148,7 @@ def parse_proto(path):
 def load_docs(proto_dir, msgs):
     """Fill descriptions the .proto comments leave empty from proto/doc/<proto stem>.txt: one
     `Message<TAB>text` or `Message.field<TAB>text` a line ('#' comments and blank lines skipped).
-    An entry naming an unknown file, message or field fails the build. Returns the coverage."""
+    An entry naming an unknown file, message or field fails the build."""
     doc_dir = os.path.join(proto_dir, "doc")
     by_file = {}
     for m in msgs:
@@ -176,9 +179,6 @@ def load_docs(proto_dir, msgs):
                 if fld is None:
                     die("%s: message %s has no field %s" % (where, mname, fname))
                 fld.desc = fld.desc or text.strip()
-    nf = sum(len(m.fields) for m in msgs)
-    return (sum(1 for m in msgs if m.desc), len(msgs),
-            sum(1 for m in msgs for x in m.fields if x.desc), nf)
 
 
 def resolve(msgs):
@@ -732,6 +732,29 @@ def write_openapi(msgs, by_full, rows, out):
                      % (len(blobs), total_raw, total_z))
 
 
+def proto_files(proto_dir):
+    return sorted(p for p in os.listdir(proto_dir) if p.endswith(".proto"))
+
+
+def load(proto_dir):
+    """Messages in table order (by definition name: their index is the schema's message index,
+    which scripts/gen/apigen.py relies on), the proto name map and the resource rows."""
+    msgs = []
+    for p in proto_files(proto_dir):
+        msgs += parse_proto(os.path.join(proto_dir, p))
+    msgs.sort(key=lambda m: m.defname)
+    by_full = resolve(msgs)
+    load_docs(proto_dir, msgs)
+    rows = load_resources(os.path.join(proto_dir, "resources.tsv"))
+    return msgs, by_full, rows
+
+
+def doc_coverage(msgs):
+    """(described messages, messages, described fields, fields)."""
+    return (sum(1 for m in msgs if m.desc), len(msgs),
+            sum(1 for m in msgs for x in m.fields if x.desc), sum(len(m.fields) for m in msgs))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--protoc-c", required=True)
@@ -739,19 +762,13 @@ def main():
     ap.add_argument("--out-dir", required=True)
     a = ap.parse_args()
     os.makedirs(a.out_dir, exist_ok=True)
-    protos = sorted(p for p in os.listdir(a.proto_dir) if p.endswith(".proto"))
+    protos = proto_files(a.proto_dir)
     r = subprocess.run([a.protoc_c, "--c_out=" + a.out_dir, "-I" + a.proto_dir] +
                        [os.path.join(a.proto_dir, p) for p in protos])
     if r.returncode != 0:
         die("protoc-c failed")
-    msgs = []
-    for p in protos:
-        msgs += parse_proto(os.path.join(a.proto_dir, p))
-    msgs.sort(key=lambda m: m.defname)
-    by_full = resolve(msgs)
-    sys.stderr.write("kcpgen: descriptions: %d/%d messages, %d/%d fields\n"
-                     % load_docs(a.proto_dir, msgs))
-    rows = load_resources(os.path.join(a.proto_dir, "resources.tsv"))
+    msgs, by_full, rows = load(a.proto_dir)
+    sys.stderr.write("kcpgen: descriptions: %d/%d messages, %d/%d fields\n" % doc_coverage(msgs))
     write_tables(msgs, by_full, rows, a.out_dir)
     write_openapi(msgs, by_full, rows, a.out_dir)
 

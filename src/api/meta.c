@@ -124,3 +124,48 @@ char *api_meta_check_dns1123_subdomain(const char *name)
                           "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')");
     return NULL;
 }
+
+char *api_meta_check_dns1035_label(const char *name)
+{
+    size_t len = strlen(name);
+    if (len > 63)
+        return kcp_strdup("must be no more than 63 characters");
+    if (!label_ok(name, len) || !(name[0] >= 'a' && name[0] <= 'z'))
+        return kcp_strdup("a DNS-1035 label must consist of lower case alphanumeric characters or "
+                          "'-', start with an alphabetic character, and end with an alphanumeric "
+                          "character (e.g. 'my-name',  or 'abc-123', regex used for validation is "
+                          "'[a-z]([-a-z0-9]*[a-z0-9])?')");
+    return NULL;
+}
+
+char *api_meta_check_path_segment(const char *name)
+{
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return kcp_sprintf("may not be '%s'", name);
+    if (strchr(name, '/'))
+        return kcp_strdup("may not contain '/'");
+    if (strchr(name, '%'))
+        return kcp_strdup("may not contain '%'");
+    return NULL;
+}
+
+char *api_meta_check_config_key(const char *key)
+{
+    size_t n = strlen(key);
+    if (n > 253)
+        return kcp_strdup("must be no more than 253 characters");
+    bool chars_ok = n > 0;
+    for (const char *p = key; *p && chars_ok; p++)
+        chars_ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+    if (!chars_ok)
+        return kcp_strdup("a valid config key must consist of alphanumeric characters, '-', '_' or "
+                          "'.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for "
+                          "validation is '[-._a-zA-Z0-9]+')");
+    /* Keys become file names in volumes: no way out of the directory. */
+    if (strcmp(key, ".") == 0 || strcmp(key, "..") == 0)
+        return kcp_sprintf("must not be '%s'", key);
+    if (strncmp(key, "..", 2) == 0)
+        return kcp_strdup("must not start with '..'");
+    return NULL;
+}

@@ -18,10 +18,16 @@ void api_meta_name_suffix(char out[6]);
 
 /*
  * Name validation with upstream's messages (k8s.io/apimachinery validation): a DNS-1123
- * subdomain (most kinds) or label (namespaces, services). Returns NULL when valid, else a
- * message the caller frees.
+ * subdomain (most kinds) or label (namespaces; which kind uses which is proto/'s name-format).
+ * Returns NULL when valid, else a message the caller frees.
  */
 char *api_meta_check_dns1123_subdomain(const char *name);
 char *api_meta_check_dns1123_label(const char *name);
+/* A DNS-1035 label (Service names): a DNS-1123 label that starts with a letter. */
+char *api_meta_check_dns1035_label(const char *name);
+/* A name that is one URL path segment (RBAC names such as "system:node"). */
+char *api_meta_check_path_segment(const char *name);
+/* A ConfigMap or Secret key. */
+char *api_meta_check_config_key(const char *key);
 
 #endif
