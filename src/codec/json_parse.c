@@ -124,7 +124,13 @@ static void scan_value(struct scan *s, int depth)
         size_t n;
         scan_string(s, &unused, &n);
     } else {
-        while (s->p < s->end && !strchr(",]} \t\r\n", *s->p))
+        /* strchr() finds the terminator too: a NUL byte (jansson accepts one after a number)
+         * would stop the scan without moving. Every call moves at least one byte, so the
+         * array and object loops always end. */
+        const char *start = s->p;
+        while (s->p < s->end && *s->p != '\0' && !strchr(",]} \t\r\n", *s->p))
+            s->p++;
+        if (s->p == start)
             s->p++;
     }
 }
