@@ -7,6 +7,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ static void store_on_done(struct kcp_store_req *sreq, int status, const struct k
         api_req_finish(r);
         return;
     }
+    if (api_service_on_done(r, status, res))
+        return;
     r->cont(r, status, res);
 }
 
@@ -57,6 +60,7 @@ void api_propose(struct api_req *r, const char *verb, const char *key, size_t ke
         .nops = 1,
         .ops = &op,
     };
+    api_service_entry(r, &e, obj); /* a Service's allocation keys join its entry */
     int rc = kcp_store_entry_encode(&enc, &e);
     if (rc == 0) {
         r->store_req.data = r;

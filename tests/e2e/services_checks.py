@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Service allocation checks against one kcp or the servers of one cluster: concurrent creates get
+distinct ClusterIPs and NodePorts; a ClusterIP or NodePort in use is refused with upstream's 422;
+a released one can be had again. Prints `ok ...` or `FAIL ...` per check and ends with
+"N passed, N failed".
+
+Usage: services_checks.py GROUP NAMESPACE SERVER...   (SERVER = HOST:PORT:PKI_DIR; the writes of
+the race groups are spread over every server given)"""
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kclient import Client  # noqa: E402
+
+group, ns = sys.argv[1:3]
+clients = []
+for spec in sys.argv[3:]:
+    host, port, pki = spec.split(":", 2)
+    clients.append(Client(host, port, pki))
+c = clients[0]
+passed = failed = 0
+SVCS = "/api/v1/namespaces/%s/services" % ns
+
+
+def check(desc, cond, r=None, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok  ", desc)
+    else:
+        failed += 1
+        extra = (r.describe() if r is not None else "")
+        print("FAIL", desc + (": " + detail if detail else "") + (" | " + extra if extra else ""))
+    return bool(cond)
+
+
+def service(name, type_="NodePort", ip=None, node_ports=(None,)):
+    ports = []
+    for i, np in enumerate(node_ports):
+        p = {"name": "p%d" % i, "port": 80 + i, "protocol": "TCP", "targetPort": 80 + i}
+        if np:
+            p["nodePort"] = np
+        ports.append(p)
+    spec = {"type": type_, "ports": ports, "selector": {"app": name}}
+    if ip:
+        spec["clusterIP"] = ip
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def create_all(bodies):
+    """POSTs every body at once, one thread each, round-robin over the servers."""
+    results = [None] * len(bodies)
+    gate = threading.Barrier(len(bodies))
+
+    def run(i):
+        gate.wait()
+        try:
+            results[i] = clients[i % len(clients)].post(SVCS, bodies[i], timeout=30)
+        except Exception as e:  # a transport failure is a failed check, not a crash
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def values(items):
+    ips = [s["spec"].get("clusterIP") for s in items]
+    ports = [p.get("nodePort") for s in items for p in s["spec"].get("ports", [])]
+    return ips, ports
+
+
+def dups(xs):
+    seen, out = set(), set()
+    for x in xs:
+        (out if x in seen else seen).add(x)
+    return sorted(out, key=str)
+
+
+def invalid(r, field, text):
+    """A 422 Invalid Status naming the field, whose cause says text."""
+    if not hasattr(r, "json"):
+        return False
+    s = r.json() or {}
+    cs = (s.get("details") or {}).get("causes") or []
+    return (r.status == 422 and s.get("reason") == "Invalid" and s.get("code") == 422 and
+            any(x.get("field") == field and text in x.get("message", "") for x in cs) and
+            text in s.get("message", ""))
+
+
+def race(n, prefix):
+    """n Services (two ports each for every third) created at once: distinct values."""
+    bodies = [service("%s-%d" % (prefix, i), node_ports=(None, None) if i % 3 == 0 else (None,))
+              for i in range(n)]
+    results = create_all(bodies)
+    bad = [r for r in results if not hasattr(r, "status") or r.status != 201]
+    check("%d concurrent creates over %d server(s) all succeed" % (n, len(clients)), not bad,
+          bad[0] if bad and hasattr(bad[0], "describe") else None,
+          "" if not bad else "%d failed: %r" % (len(bad), bad[0]))
+    made = [r.json() for r in results if hasattr(r, "status") and r.status == 201]
+    ips, ports = values(made)
+    check("the answers carry a ClusterIP and NodePorts", not bad and all(ips) and all(ports) and
+          len(ports) == sum(len(b["spec"]["ports"]) for b in bodies))
+    check("ClusterIPs in the answers are distinct", not dups(ips), detail="repeated: %s" % dups(ips))
+    check("NodePorts in the answers are distinct", not dups(ports),
+          detail="repeated: %s" % dups(ports))
+    # What is stored, as every server lists it (a follower may lag: its list waits for the read
+    # barrier, so it sees every acknowledged create).
+    for i, cl in enumerate(clients):
+        r = cl.get(SVCS)
+        items = [s for s in (r.json() or {}).get("items", []) if s["metadata"]["name"].startswith(prefix + "-")]
+        ips, ports = values(items)
+        check("server %d lists the %d services with distinct ClusterIPs and NodePorts" % (i + 1, n),
+              r.status == 200 and len(items) == n and not dups(ips) and not dups(ports), r,
+              "items %d, repeated %s %s" % (len(items), dups(ips), dups(ports)))
+
+
+if group == "race":
+    race(int(os.environ.get("N", "50")), os.environ.get("PREFIX", "race"))
+
+elif group == "requested":
+    r = c.post(SVCS, service("owner"))
+    check("create owner", r.status == 201, r)
+    ip = r.json()["spec"]["clusterIP"]
+    np = r.json()["spec"]["ports"][0]["nodePort"]
+    r = c.post(SVCS, service("thief-ip", ip=ip))
+    check("a ClusterIP in use is refused: 422 spec.clusterIPs provided IP is already allocated",
+          invalid(r, "spec.clusterIPs", "provided IP is already allocated"), r)
+    check("...with upstream's message",
+          (r.json() or {}).get("message") == 'Service "thief-ip" is invalid: spec.clusterIPs: '
+          'Invalid value: ["%s"]: failed to allocate IP %s: provided IP is already allocated' % (ip, ip), r)
+    r = c.post(SVCS, service("thief-port", node_ports=(np,)))
+    check("a NodePort in use is refused: 422 spec.ports[0].nodePort provided port is already allocated",
+          invalid(r, "spec.ports[0].nodePort", "provided port is already allocated"), r)
+    r = c.delete(SVCS + "/owner")
+    check("delete owner", r.status == 200, r)
+    r = c.post(SVCS, service("heir", ip=ip, node_ports=(np,)))
+    check("the released ClusterIP and NodePort can be requested again",
+          r.status == 201 and r.json()["spec"]["clusterIP"] == ip and
+          r.json()["spec"]["ports"][0]["nodePort"] == np, r)
+    # A NodePort changed by an update is released, the new one is held.
+    r = c.patch(SVCS + "/heir", [{"op": "replace", "path": "/spec/ports/0/nodePort", "value": 32700}],
+                ctype="application/json-patch+json")
+    check("an update moves the NodePort", r.status == 200, r)
+    r = c.post(SVCS, service("after-move", node_ports=(np,)))
+    check("...the old NodePort is free again", r.status == 201, r)
+    r = c.post(SVCS, service("after-move-2", node_ports=(32700,)))
+    check("...and the new one is held",
+          invalid(r, "spec.ports[0].nodePort", "provided port is already allocated"), r)
+    # Deleting a Service frees both its ClusterIP and its NodePort.
+    r = c.delete(SVCS + "/heir")
+    check("delete heir", r.status == 200, r)
+    r = c.post(SVCS, service("after-heir", ip=ip, node_ports=(32700,)))
+    check("...its ClusterIP and NodePort are free again", r.status == 201, r)
+
+elif group == "same-ip":
+    # Ten creates ask for one free ClusterIP at once: exactly one gets it.
+    ip = "10.43.200.%d" % (7 + len(clients))
+    results = create_all([service("same-%d" % i, type_="ClusterIP", ip=ip) for i in range(10)])
+    won = [r for r in results if hasattr(r, "status") and r.status == 201]
+    lost = [r for r in results if hasattr(r, "status") and
+            invalid(r, "spec.clusterIPs", "provided IP is already allocated")]
+    check("10 concurrent requests for one ClusterIP: one 201, nine 422",
+          len(won) == 1 and len(lost) == 9, None,
+          "201: %d, 422: %d, other: %r" % (len(won), len(lost),
+                                           [r for r in results if r not in won and r not in lost][:1]))
+    results = create_all([service("same-port-%d" % i, node_ports=(31999,)) for i in range(10)])
+    won = [r for r in results if hasattr(r, "status") and r.status == 201]
+    lost = [r for r in results if hasattr(r, "status") and
+            invalid(r, "spec.ports[0].nodePort", "provided port is already allocated")]
+    check("10 concurrent requests for one NodePort: one 201, nine 422",
+          len(won) == 1 and len(lost) == 9, None, "201: %d, 422: %d" % (len(won), len(lost)))
+
+elif group == "distinct":
+    # Everything stored so far in the namespace (after a restart, say) is still distinct.
+    r = c.get(SVCS)
+    ips, ports = values(r.json()["items"])
+    check("stored services hold distinct ClusterIPs and NodePorts", not dups(ips) and not dups(ports),
+          r, "repeated %s %s" % (dups(ips), dups(ports)))
+
+else:
+    print("FAIL unknown group %s" % group)
+    failed += 1
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
