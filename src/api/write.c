@@ -313,8 +313,6 @@ static void create_on_done(struct api_req *r, int status, const struct kcp_store
     api_respond_stored(r, 201, res->ops[0].obj);
 }
 
-int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json_t *causes);
-
 void api_create(struct api_req *r)
 {
     if (r->sub && strcmp(r->rsrc->resource, "pods") == 0 && !r->rsrc->group[0] &&
