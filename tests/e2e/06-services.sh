@@ -64,9 +64,10 @@ bgip=$(k -n bg get svc bg-1 -o jsonpath='{.spec.clusterIP}')
 k delete ns bg --wait=false >/dev/null
 gone() { ! k get ns bg >/dev/null 2>&1; }
 for ((i = 0; i < 100; i++)); do gone && break; sleep 0.1; done
-expect "a deleted namespace's NodePort and ClusterIP can be requested again" \
-  k -n requested create service nodeport reuse-ns --tcp=80:80 --node-port="$np"
-expect "...ClusterIP too" k -n requested create service clusterip reuse-ns-ip --tcp=80:80 --clusterip="$bgip"
+# The ClusterIP first: the NodePort Service gets the lowest free address, which may be bgip.
+expect "a deleted namespace's ClusterIP can be requested again" \
+  k -n requested create service clusterip reuse-ns-ip --tcp=80:80 --clusterip="$bgip"
+expect "...and its NodePort" k -n requested create service nodeport reuse-ns --tcp=80:80 --node-port="$np"
 
 # A restart keeps what is held.
 kill "$pid"; exits_within "$pid" 10 || fail "server did not stop"

@@ -92,6 +92,14 @@ def invalid(r, field, text):
             text in s.get("message", ""))
 
 
+def held():
+    """The ClusterIPs and NodePorts every Service of the cluster holds now (a list waits for the
+    read barrier, so it shows every acknowledged create, whichever server took it)."""
+    r = c.get("/api/v1/services")
+    ips, ports = values(r.json()["items"])
+    return set(ips) - {None}, set(ports) - {None}
+
+
 def race(n, prefix):
     """n Services (two ports each for every third) created at once: distinct values."""
     bodies = [service("%s-%d" % (prefix, i), node_ports=(None, None) if i % 3 == 0 else (None,))
@@ -158,22 +166,33 @@ elif group == "requested":
     check("...its ClusterIP and NodePort are free again", r.status == 201, r)
 
 elif group == "same-ip":
-    # Ten creates ask for one free ClusterIP at once: exactly one gets it.
-    ip = "10.43.200.%d" % (7 + len(clients))
+    # Ten creates ask for one free ClusterIP at once: exactly one gets it. Free means free now:
+    # earlier groups' creates that lost a race to another server picked again at random, so
+    # any fixed value may be held by one of them (no write is in flight here, so a value free
+    # in this list stays free until the creates below).
+    held_ips, held_ports = held()
+    ip = next(a for a in ("10.43.200.%d" % (7 + len(clients) + k) for k in range(200))
+              if a not in held_ips)
+    port = next(p for p in range(31999, 30000, -1) if p not in held_ports)
     results = create_all([service("same-%d" % i, type_="ClusterIP", ip=ip) for i in range(10)])
     won = [r for r in results if hasattr(r, "status") and r.status == 201]
-    lost = [r for r in results if hasattr(r, "status") and
-            invalid(r, "spec.clusterIPs", "provided IP is already allocated")]
+    lost = [r for i, r in enumerate(results) if hasattr(r, "status") and
+            invalid(r, "spec.clusterIPs", "provided IP is already allocated") and
+            r.json()["message"] == 'Service "same-%d" is invalid: spec.clusterIPs: Invalid value: '
+            '["%s"]: failed to allocate IP %s: provided IP is already allocated' % (i, ip, ip)]
     check("10 concurrent requests for one ClusterIP: one 201, nine 422",
           len(won) == 1 and len(lost) == 9, None,
-          "201: %d, 422: %d, other: %r" % (len(won), len(lost),
-                                           [r for r in results if r not in won and r not in lost][:1]))
-    results = create_all([service("same-port-%d" % i, node_ports=(31999,)) for i in range(10)])
+          "%s: 201: %d, 422: %d, other: %r" % (ip, len(won), len(lost),
+                                               [r for r in results if r not in won and r not in lost][:1]))
+    results = create_all([service("same-port-%d" % i, node_ports=(port,)) for i in range(10)])
     won = [r for r in results if hasattr(r, "status") and r.status == 201]
-    lost = [r for r in results if hasattr(r, "status") and
-            invalid(r, "spec.ports[0].nodePort", "provided port is already allocated")]
+    lost = [r for i, r in enumerate(results) if hasattr(r, "status") and
+            invalid(r, "spec.ports[0].nodePort", "provided port is already allocated") and
+            r.json()["message"] == 'Service "same-port-%d" is invalid: spec.ports[0].nodePort: '
+            'Invalid value: %d: provided port is already allocated' % (i, port)]
     check("10 concurrent requests for one NodePort: one 201, nine 422",
-          len(won) == 1 and len(lost) == 9, None, "201: %d, 422: %d" % (len(won), len(lost)))
+          len(won) == 1 and len(lost) == 9, None,
+          "%d: 201: %d, 422: %d" % (port, len(won), len(lost)))
 
 elif group == "distinct":
     # Everything stored so far in the namespace (after a restart, say) is still distinct.
