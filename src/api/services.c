@@ -72,6 +72,7 @@ struct svc_write {
     size_t nx;
     struct kcp_store_op *ops; /* the entry's: the Service's op, then the xops */
     int attempts;
+    const char *full; /* "serviceIP" or "nodePort": the range found with no value free */
 };
 
 /*
@@ -261,6 +262,7 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
     /* A write allocating again (a retry) gives up what it held first. */
     w->nvals = 0;
     w->reserved = false;
+    w->full = NULL;
     struct used *u = used_new(r, api_meta_str(obj, "namespace"), api_meta_str(obj, "name"));
     char msg[256];
 
@@ -292,8 +294,7 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
         uint32_t host = pick_free(u->ips, FIRST_DYNAMIC, LAST_HOST + 1,
                                   start_at(r, w, FIRST_DYNAMIC, LAST_HOST + 1));
         if (host > LAST_HOST) {
-            add_cause(causes, "InternalError", "spec.clusterIPs",
-                      "Internal error: failed to allocate a serviceIP: range is full");
+            w->full = "serviceIP";
         } else {
             char buf[16];
             uint32_t a = SERVICE_NET | host;
@@ -306,7 +307,7 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
         json_object_set_new(spec, "clusterIPs", json_pack("[s]", ip));
     }
 
-    if (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer")) {
+    if (!w->full && (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer"))) {
         size_t i;
         json_t *p;
         uint32_t next = start_at(r, w, 0, NPORTS);
@@ -336,8 +337,7 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
             }
             next = pick_free(u->ports, 0, NPORTS, next);
             if (next >= NPORTS) {
-                add_cause(causes, "InternalError", field,
-                          "Internal error: failed to allocate a nodePort: range is full");
+                w->full = "nodePort";
                 break;
             }
             bit_set(u->ports, next);
@@ -345,9 +345,24 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
             json_object_set_new(p, "nodePort", json_integer(NODEPORT_MIN + next));
         }
     }
-    w->reserved = w->nvals > 0;
     free(u);
+    if (w->full) {
+        w->nvals = 0; /* the request fails: nothing to hold */
+        return KCP_EINTERNAL;
+    }
+    w->reserved = w->nvals > 0;
     return 0;
+}
+
+void api_service_fail_full(struct api_req *r)
+{
+    struct svc_write *w = write_find(r, false);
+    const char *what = w && w->full ? w->full : "serviceIP";
+    char msg[128];
+    snprintf(msg, sizeof(msg), "failed to allocate a %s: range is full", what);
+    /* Upstream's InternalError: the cause carries the message alone. */
+    api_fail(r, KCP_EINTERNAL, NULL, json_pack("[{s:s}]", "message", msg),
+             "Internal error occurred: %s", msg);
 }
 
 /* ---- allocation keys ---- */
@@ -590,8 +605,13 @@ bool api_service_on_done(struct api_req *r, int status, const struct kcp_store_r
         if (w->precond != KCP_STORE_IF_ABSENT)
             kcp_store_get(r->api->store, w->key, w->key_len, 0, &cur);
         json_t *causes = json_array();
-        api_service_allocate(r, w->obj, cur ? cur->doc : NULL, causes);
+        int rc = api_service_allocate(r, w->obj, cur ? cur->doc : NULL, causes);
         kcp_obj_unref(cur);
+        if (rc != 0) {
+            json_decref(causes);
+            api_service_fail_full(r);
+            return true;
+        }
         if (json_array_size(causes)) {
             const char *name = api_meta_str(w->obj, "name") ?: "";
             json_t *c = json_array_get(causes, 0);

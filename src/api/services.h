@@ -8,9 +8,15 @@
  * Decides the ClusterIP and NodePorts of a Service being created (old NULL) or updated into
  * obj, against the committed services and the values other writes in flight on this server
  * hold, and reserves the new ones for r until its proposal returns (api_service_on_done) or r
- * ends (api_service_forget). A value that cannot be had goes to causes (422). Always 0.
+ * ends (api_service_forget). A value the client asked for that cannot be had goes to causes
+ * (422). Returns 0, or KCP_EINTERNAL when a range has no value left for one it must pick:
+ * answer that with api_service_fail_full.
  */
 int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json_t *causes);
+
+/* Upstream's answer to a full range: 500 InternalError "failed to allocate a serviceIP: range
+ * is full" (or "a nodePort"). */
+void api_service_fail_full(struct api_req *r);
 
 /*
  * Called by api_propose on the entry it built (ops[0] PUTs obj, or DELETEs when obj is NULL):

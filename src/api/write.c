@@ -378,8 +378,11 @@ void api_write_create(struct api_req *r, json_t *obj)
     json_t *causes = api_admit_validate(r->rsrc, obj, NULL);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] && json_array_size(causes) == 0)
-        api_service_allocate(r, obj, NULL, causes);
+    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] &&
+        json_array_size(causes) == 0 && api_service_allocate(r, obj, NULL, causes) != 0) {
+        json_decref(causes);
+        return api_service_fail_full(r);
+    }
     if (json_array_size(causes)) {
         name = api_meta_str(obj, "name");
         return fail_invalid(r, name, causes);
@@ -568,8 +571,11 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     json_t *causes = api_admit_validate(r->rsrc, obj, old);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] && json_array_size(causes) == 0)
-        api_service_allocate(r, obj, old, causes);
+    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] &&
+        json_array_size(causes) == 0 && api_service_allocate(r, obj, old, causes) != 0) {
+        json_decref(causes);
+        return api_service_fail_full(r);
+    }
     if (json_array_size(causes))
         return fail_invalid(r, name, causes);
     json_decref(causes);

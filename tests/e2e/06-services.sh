@@ -3,8 +3,8 @@
 # ClusterIPs and NodePorts (reservations in memory), the same across the three servers of a
 # cluster (allocation keys with "must not exist" preconditions decided at apply), a value in use
 # is refused with upstream's 422, and a released value can be requested again, also after a
-# restart. Checks are in services_checks.py (stdlib client: kclient.py); this script runs the
-# servers and kubectl.
+# restart; a full range answers upstream's 500. Checks are in services_checks.py (stdlib client:
+# kclient.py); this script runs the servers and kubectl.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -77,6 +77,9 @@ expect_match "after a restart, a ClusterIP in use is still refused" 'provided IP
   "$(k -n requested create service clusterip dup2 --tcp=80:80 --clusterip="$ip" 2>&1)"
 N=20 PREFIX=again py race race "$one"
 py distinct race "$one"
+# Last on this server: every NodePort taken.
+k create ns full >/dev/null
+py full full "$one"
 
 # ---- three servers: creates spread over them race for the same values ----
 declare -A DIR PORT

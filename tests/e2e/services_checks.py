@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Service allocation checks against one kcp or the servers of one cluster: concurrent creates get
 distinct ClusterIPs and NodePorts; a ClusterIP or NodePort in use is refused with upstream's 422;
-a released one can be had again. Prints `ok ...` or `FAIL ...` per check and ends with
+a released one can be had again; a full NodePort range answers upstream's 500. Prints `ok ...` or `FAIL ...` per check and ends with
 "N passed, N failed".
 
 Usage: services_checks.py GROUP NAMESPACE SERVER...   (SERVER = HOST:PORT:PKI_DIR; the writes of
 the race groups are spread over every server given)"""
+import json
 import os
 import sys
 import threading
@@ -193,6 +194,45 @@ elif group == "same-ip":
     check("10 concurrent requests for one NodePort: one 201, nine 422",
           len(won) == 1 and len(lost) == 9, None,
           "%d: 201: %d, 422: %d" % (port, len(won), len(lost)))
+
+elif group == "full":
+    # Every NodePort taken: the next one is upstream's 500, not a 422 (the request is valid).
+    held_ports = held()[1]
+    free = 32767 - 30000 + 1 - len(held_ports)
+    # A few kept-alive connections, not one TLS handshake per create: a few thousand creates.
+    statuses = []
+
+    def fill(k, names):
+        conn = c.conn(timeout=30)
+        try:
+            for name in names:
+                conn.request("POST", SVCS, body=json.dumps(service(name)),
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                resp.read()
+                statuses.append(resp.status)
+        finally:
+            conn.close()
+
+    names = ["fill-%d" % i for i in range(free)]
+    threads = [threading.Thread(target=fill, args=(k, names[k::32])) for k in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check("%d NodePort Services fill the range" % free,
+          len(statuses) == free and all(st == 201 for st in statuses), None,
+          "answers: %r" % sorted(set(statuses)))
+    r = c.post(SVCS, service("one-too-many"))
+    s = r.json() or {}
+    check("the next one: 500 InternalError failed to allocate a nodePort: range is full",
+          r.status == 500 and s.get("reason") == "InternalError" and s.get("code") == 500 and
+          s.get("message") == "Internal error occurred: failed to allocate a nodePort: range is full"
+          and (s.get("details") or {}).get("causes") ==
+          [{"message": "failed to allocate a nodePort: range is full"}], r)
+    r = c.post(SVCS, service("asks-for-one", node_ports=(30000,)))
+    check("...while asking for one in use is still 422",
+          invalid(r, "spec.ports[0].nodePort", "provided port is already allocated"), r)
 
 elif group == "distinct":
     # Everything stored so far in the namespace (after a restart, say) is still distinct.
