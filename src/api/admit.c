@@ -6,6 +6,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <mbedtls/base64.h>
 #include <stdarg.h>
@@ -315,12 +316,8 @@ json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t 
             add_cause(causes, "FieldValueNotSupported", "spec.template.spec.restartPolicy",
                       "Unsupported value: \"%s\": supported values: \"OnFailure\", \"Never\"", rp);
         validate_containers(causes, ps, "spec.template.spec");
-    } else if (is(rsrc, "", "services") && old) {
-        const char *ip = json_string_value(json_object_get(spec, "clusterIP"));
-        const char *old_ip = json_string_value(json_object_get(json_object_get(old, "spec"), "clusterIP"));
-        if (old_ip && *old_ip && ip && strcmp(ip, old_ip) != 0)
-            add_cause(causes, "FieldValueInvalid", "spec.clusterIPs[0]",
-                      "Invalid value: \"%s\": %s", ip, "may not change once set");
+    } else if (is(rsrc, "", "services")) {
+        api_service_validate(causes, obj, old);
     }
     if (is(rsrc, "", "configmaps") || is(rsrc, "", "secrets")) {
         validate_keys(causes, json_object_get(obj, "data"), "data");

@@ -167,24 +167,24 @@ struct used {
     const char *self_ns, *self_name;
 };
 
+static size_t values_of(struct svc_value **out, const json_t *svc);
+static bool values_have(const struct svc_value *vals, size_t n, const struct svc_value *v);
+
 static int used_on_item(void *ctx, const struct kcp_obj *obj)
 {
     struct used *u = ctx;
     const char *ns = api_meta_str(obj->doc, "namespace"), *name = api_meta_str(obj->doc, "name");
     if (ns && name && u->self_ns && !strcmp(ns, u->self_ns) && !strcmp(name, u->self_name))
         return 0;
-    const json_t *spec = json_object_get(obj->doc, "spec");
-    uint32_t ip;
-    if (parse_ip(json_string_value(json_object_get(spec, "clusterIP")), &ip) == 0 &&
-        (ip & SERVICE_MASK) == SERVICE_NET)
-        bit_set(u->ips, ip & ~SERVICE_MASK);
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(spec, "ports"), i, p) {
-        json_int_t np = json_integer_value(json_object_get(p, "nodePort"));
-        if (np >= NODEPORT_MIN && np <= NODEPORT_MAX)
-            bit_set(u->ports, (uint32_t)(np - NODEPORT_MIN));
+    struct svc_value *vals = NULL;
+    size_t n = values_of(&vals, obj->doc);
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i].port)
+            bit_set(u->ports, vals[i].v - NODEPORT_MIN);
+        else
+            bit_set(u->ips, vals[i].v & ~SERVICE_MASK);
     }
+    free(vals);
     return 0;
 }
 
@@ -253,32 +253,28 @@ static uint32_t start_at(struct api_req *r, const struct svc_write *w, uint32_t 
     return w->attempts ? (uint32_t)kcp_rng_range(&r->api->loop->rng, lo, hi) : lo;
 }
 
-int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json_t *causes)
+static bool write_has(const struct svc_write *w, bool port, uint32_t v)
 {
-    json_t *spec = json_object_get(obj, "spec");
-    const json_t *old_spec = old ? json_object_get(old, "spec") : NULL;
-    const char *type = json_string_value(json_object_get(spec, "type")) ?: "ClusterIP";
-    struct svc_write *w = write_find(r, true);
-    /* A write allocating again (a retry) gives up what it held first. */
-    w->nvals = 0;
-    w->reserved = false;
-    w->full = NULL;
-    struct used *u = used_new(r, api_meta_str(obj, "namespace"), api_meta_str(obj, "name"));
-    char msg[256];
+    for (size_t i = 0; i < w->nvals; i++)
+        if (w->vals[i].port == port && w->vals[i].v == v)
+            return true;
+    return false;
+}
 
+/* The ClusterIP: the client's, checked and reserved, or the first free one. */
+static int allocate_ip(struct api_req *r, struct svc_write *w, const struct used *u, json_t *spec,
+                       const char *old_ip, json_t *causes)
+{
+    char msg[256];
     const char *ip = json_string_value(json_object_get(spec, "clusterIP"));
-    const char *old_ip = old_spec ? json_string_value(json_object_get(old_spec, "clusterIP")) : NULL;
-    if ((!ip || !*ip) && old_ip && *old_ip) {
-        json_object_set_new(spec, "clusterIP", json_string(old_ip));
-        ip = old_ip;
-    }
-    if (strcmp(type, "ExternalName") == 0) {
-        /* no address */
-    } else if (ip && strcmp(ip, "None") == 0) {
+    uint32_t a;
+    bool parsed = ip && parse_ip(ip, &a) == 0;
+    if (ip && strcmp(ip, "None") == 0) {
         json_object_set_new(spec, "clusterIPs", json_pack("[s]", "None"));
-    } else if (ip && *ip && !(old_ip && !strcmp(ip, old_ip))) {
-        uint32_t a;
-        if (parse_ip(ip, &a) != 0 || (a & SERVICE_MASK) != SERVICE_NET) {
+    } else if (ip && *ip && old_ip && !strcmp(ip, old_ip)) {
+        /* held already */
+    } else if (ip && *ip) {
+        if (!parsed || (a & SERVICE_MASK) != SERVICE_NET) {
             snprintf(msg, sizeof(msg),
                      "Invalid value: [\"%s\"]: failed to allocate IP %s: the provided IP (%s) is "
                      "not in the valid range. The range of valid IPs is 10.43.0.0/16", ip, ip, ip);
@@ -290,65 +286,95 @@ int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json
             write_add_value(w, false, a, true, 0);
             json_object_set_new(spec, "clusterIPs", json_pack("[s]", ip));
         }
-    } else if (!ip || !*ip) {
+    } else {
         uint32_t host = pick_free(u->ips, FIRST_DYNAMIC, LAST_HOST + 1,
                                   start_at(r, w, FIRST_DYNAMIC, LAST_HOST + 1));
         if (host > LAST_HOST) {
             w->full = "serviceIP";
-        } else {
-            char buf[16];
-            uint32_t a = SERVICE_NET | host;
-            ip_text(buf, a);
-            write_add_value(w, false, a, false, 0);
-            json_object_set_new(spec, "clusterIP", json_string(buf));
-            json_object_set_new(spec, "clusterIPs", json_pack("[s]", buf));
+            return KCP_EINTERNAL;
         }
-    } else {
-        json_object_set_new(spec, "clusterIPs", json_pack("[s]", ip));
+        char buf[16];
+        ip_text(buf, SERVICE_NET | host);
+        write_add_value(w, false, SERVICE_NET | host, false, 0);
+        json_object_set_new(spec, "clusterIP", json_string(buf));
+        json_object_set_new(spec, "clusterIPs", json_pack("[s]", buf));
     }
+    return 0;
+}
 
-    if (!w->full && (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer"))) {
-        size_t i;
-        json_t *p;
-        uint32_t next = start_at(r, w, 0, NPORTS);
-        json_array_foreach(json_object_get(spec, "ports"), i, p) {
-            json_int_t np = json_integer_value(json_object_get(p, "nodePort"));
-            json_int_t old_np = 0;
-            if (old_spec)
-                old_np = json_integer_value(
-                    json_object_get(json_array_get(json_object_get(old_spec, "ports"), i), "nodePort"));
-            if (np && np == old_np)
-                continue;
+/* The nodePorts: the client's (one value may serve several ports), or the next free ones. */
+static int allocate_ports(struct api_req *r, struct svc_write *w, struct used *u, json_t *spec,
+                          const struct svc_value *ov, size_t no, json_t *causes)
+{
+    char msg[256];
+    size_t i;
+    json_t *p;
+    uint32_t next = start_at(r, w, 0, NPORTS);
+    json_array_foreach(json_object_get(spec, "ports"), i, p) {
+        json_int_t np = json_integer_value(json_object_get(p, "nodePort"));
+        /* Held already, or asked for by an earlier port of this Service too. */
+        if (np >= NODEPORT_MIN && np <= NODEPORT_MAX &&
+            (values_have(ov, no, &(struct svc_value){.port = true, .v = (uint32_t)np}) ||
+             write_has(w, true, (uint32_t)np)))
+            continue;
+        if (np) {
             char field[64];
             snprintf(field, sizeof(field), "spec.ports[%zu].nodePort", i);
-            if (np) {
-                if (np < NODEPORT_MIN || np > NODEPORT_MAX) {
-                    snprintf(msg, sizeof(msg), "Invalid value: %lld: provided port is not in the "
-                             "valid range. The range of valid ports is 30000-32767", (long long)np);
-                } else if (bit_get(u->ports, (uint32_t)(np - NODEPORT_MIN))) {
-                    port_taken_message(msg, sizeof(msg), (uint32_t)np);
-                } else {
-                    bit_set(u->ports, (uint32_t)(np - NODEPORT_MIN));
-                    write_add_value(w, true, (uint32_t)np, true, (int)i);
-                    continue;
-                }
+            if (np < NODEPORT_MIN || np > NODEPORT_MAX) {
+                snprintf(msg, sizeof(msg), "Invalid value: %lld: provided port is not in the "
+                         "valid range. The range of valid ports is 30000-32767", (long long)np);
                 add_cause(causes, "FieldValueInvalid", field, msg);
-                continue;
+            } else if (bit_get(u->ports, (uint32_t)(np - NODEPORT_MIN))) {
+                port_taken_message(msg, sizeof(msg), (uint32_t)np);
+                add_cause(causes, "FieldValueInvalid", field, msg);
+            } else {
+                bit_set(u->ports, (uint32_t)(np - NODEPORT_MIN));
+                write_add_value(w, true, (uint32_t)np, true, (int)i);
             }
-            next = pick_free(u->ports, 0, NPORTS, next);
-            if (next >= NPORTS) {
-                w->full = "nodePort";
-                break;
-            }
-            bit_set(u->ports, next);
-            write_add_value(w, true, NODEPORT_MIN + next, false, (int)i);
-            json_object_set_new(p, "nodePort", json_integer(NODEPORT_MIN + next));
+            continue;
         }
+        next = pick_free(u->ports, 0, NPORTS, next);
+        if (next >= NPORTS) {
+            w->full = "nodePort";
+            return KCP_EINTERNAL;
+        }
+        bit_set(u->ports, next);
+        write_add_value(w, true, NODEPORT_MIN + next, false, (int)i);
+        json_object_set_new(p, "nodePort", json_integer(NODEPORT_MIN + next));
     }
+    return 0;
+}
+
+int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json_t *causes)
+{
+    json_t *spec = json_object_get(obj, "spec");
+    const char *type = json_string_value(json_object_get(spec, "type")) ?: "ClusterIP";
+    struct svc_write *w = write_find(r, true);
+    /* A write allocating again (a retry) gives up what it held first. */
+    w->nvals = 0;
+    w->reserved = false;
+    w->full = NULL;
+    struct used *u = used_new(r, api_meta_str(obj, "namespace"), api_meta_str(obj, "name"));
+    /* What the stored Service holds is not allocated again (an ExternalName holds nothing,
+     * whatever fields a client left in it). */
+    struct svc_value *ov = NULL;
+    size_t no = values_of(&ov, old);
+    const json_t *os = json_object_get(old, "spec");
+    const char *old_type = json_string_value(json_object_get(os, "type"));
+    const char *old_ip = old && !(old_type && !strcmp(old_type, "ExternalName"))
+                             ? json_string_value(json_object_get(os, "clusterIP"))
+                             : NULL;
+    int rc = 0;
+    /* An ExternalName has no address; what it had goes with the entry (api_service_entry). */
+    if (strcmp(type, "ExternalName") != 0)
+        rc = allocate_ip(r, w, u, spec, old_ip, causes);
+    if (rc == 0 && (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer")))
+        rc = allocate_ports(r, w, u, spec, ov, no, causes);
+    free(ov);
     free(u);
-    if (w->full) {
+    if (rc != 0) {
         w->nvals = 0; /* the request fails: nothing to hold */
-        return KCP_EINTERNAL;
+        return rc;
     }
     w->reserved = w->nvals > 0;
     return 0;
@@ -392,9 +418,11 @@ static size_t values_of(struct svc_value **out, const json_t *svc)
         (*out)[n++] = (struct svc_value){.port = false, .v = ip};
     size_t i;
     json_t *p;
+    /* Another type's nodePorts (left by a client, kept by upstream's rules) hold nothing. */
+    bool holds_ports = type && (!strcmp(type, "NodePort") || !strcmp(type, "LoadBalancer"));
     json_array_foreach(ports, i, p) {
         json_int_t np = json_integer_value(json_object_get(p, "nodePort"));
-        if (np < NODEPORT_MIN || np > NODEPORT_MAX)
+        if (!holds_ports || np < NODEPORT_MIN || np > NODEPORT_MAX)
             continue;
         bool seen = false;
         for (size_t k = 0; k < n && !seen; k++)

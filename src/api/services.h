@@ -5,6 +5,17 @@
 #include "api_int.h"
 
 /*
+ * Before validation, for a Service being created (old NULL) or updated into obj: what the
+ * client left out of an update is kept, clusterIPs follows clusterIP, and what obj's type has
+ * no use for (an ExternalName's address, a ClusterIP's nodePorts) is dropped when the client
+ * left it as old had it, as upstream's registry does (services_spec.c).
+ */
+void api_service_prepare(json_t *obj, const json_t *old);
+
+/* Appends to causes upstream's 422 causes for a Service's address and type-dependent fields. */
+void api_service_validate(json_t *causes, const json_t *obj, const json_t *old);
+
+/*
  * Decides the ClusterIP and NodePorts of a Service being created (old NULL) or updated into
  * obj, against the committed services and the values other writes in flight on this server
  * hold, and reserves the new ones for r until its proposal returns (api_service_on_done) or r

@@ -375,11 +375,13 @@ void api_write_create(struct api_req *r, json_t *obj)
     /* Before allocation, as upstream's handler records fields before storage allocates. */
     if (!r->managed_set)
         api_managed_update(r, NULL, obj);
+    bool service = strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0];
+    if (service)
+        api_service_prepare(obj, NULL);
     json_t *causes = api_admit_validate(r->rsrc, obj, NULL);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] &&
-        json_array_size(causes) == 0 && api_service_allocate(r, obj, NULL, causes) != 0) {
+    if (service && json_array_size(causes) == 0 && api_service_allocate(r, obj, NULL, causes) != 0) {
         json_decref(causes);
         return api_service_fail_full(r);
     }
@@ -568,11 +570,14 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     api_admit_defaults(r->rsrc, obj);
     if (!r->managed_set)
         api_managed_update(r, old, obj);
+    bool service = strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0];
+    /* After the field manager, as upstream's registry changes what its handler recorded. */
+    if (service && !status_only)
+        api_service_prepare(obj, old);
     json_t *causes = api_admit_validate(r->rsrc, obj, old);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] &&
-        json_array_size(causes) == 0 && api_service_allocate(r, obj, old, causes) != 0) {
+    if (service && json_array_size(causes) == 0 && api_service_allocate(r, obj, old, causes) != 0) {
         json_decref(causes);
         return api_service_fail_full(r);
     }

@@ -3,8 +3,8 @@
 # ClusterIPs and NodePorts (reservations in memory), the same across the three servers of a
 # cluster (allocation keys with "must not exist" preconditions decided at apply), a value in use
 # is refused with upstream's 422, and a released value can be requested again, also after a
-# restart; a full range answers upstream's 500. Checks are in services_checks.py (stdlib client:
-# kclient.py); this script runs the servers and kubectl.
+# restart or a change to type ExternalName; a full range answers upstream's 500. Checks are in
+# services_checks.py (stdlib client: kclient.py); this script runs the servers and kubectl.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -35,10 +35,11 @@ ready "$kc" || { fail "server did not start"; done_testing; exit 1; }
 k() { kubectl --kubeconfig "$kc" "$@"; }
 one=127.0.0.1:$p:$dir/pki
 
-for ns in race requested same; do k create ns "$ns" >/dev/null; done
+for ns in race requested same ext; do k create ns "$ns" >/dev/null; done
 py race race "$one"
 py requested requested "$one"
 py same-ip same "$one"
+py external-name ext "$one"
 
 # kubectl's view of a requested ClusterIP in use, and of one released.
 ip=$(k -n requested get svc after-move -o jsonpath='{.spec.clusterIP}')

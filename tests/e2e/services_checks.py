@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Service allocation checks against one kcp or the servers of one cluster: concurrent creates get
 distinct ClusterIPs and NodePorts; a ClusterIP or NodePort in use is refused with upstream's 422;
-a released one can be had again; a full NodePort range answers upstream's 500. Prints `ok ...` or `FAIL ...` per check and ends with
+a released one can be had again; a Service made an ExternalName gives its values back; a full
+NodePort range answers upstream's 500. Prints `ok ...` or `FAIL ...` per check and ends with
 "N passed, N failed".
 
 Usage: services_checks.py GROUP NAMESPACE SERVER...   (SERVER = HOST:PORT:PKI_DIR; the writes of
@@ -194,6 +195,58 @@ elif group == "same-ip":
     check("10 concurrent requests for one NodePort: one 201, nine 422",
           len(won) == 1 and len(lost) == 9, None,
           "%d: 201: %d, 422: %d" % (port, len(won), len(lost)))
+
+elif group == "external-name":
+    # A Service can become an ExternalName (a DNS alias, no address): the fields the client
+    # left as they were (clusterIP, clusterIPs, the IP family fields, nodePorts,
+    # externalTrafficPolicy) are dropped and the values released; changed ones are refused.
+    r = c.post(SVCS, service("ext"))
+    check("create a NodePort Service", r.status == 201, r)
+    ip, np = r.json()["spec"]["clusterIP"], r.json()["spec"]["ports"][0]["nodePort"]
+    r = c.patch(SVCS + "/ext", {"spec": {"type": "ExternalName", "externalName": "db.example.com"}})
+    spec = (r.json() or {}).get("spec", {})
+    gone = [k for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy",
+                        "externalTrafficPolicy") if k in spec]
+    check("a merge patch makes it an ExternalName", r.status == 200 and
+          spec.get("type") == "ExternalName" and spec.get("externalName") == "db.example.com", r)
+    check("...without its address, IP family fields and externalTrafficPolicy", r.status == 200 and
+          not gone, r, "still there: %s" % gone)
+    check("...or nodePorts", r.status == 200 and
+          all("nodePort" not in p for p in spec.get("ports", [])), r)
+    r = c.post(SVCS, service("ext-ip", type_="ClusterIP", ip=ip))
+    check("its ClusterIP is free again", r.status == 201, r)
+    r = c.post(SVCS, service("ext-port", node_ports=(np,)))
+    check("its NodePort is free again", r.status == 201, r)
+    # Clearing clusterIP (a JSON patch as kubectl edit makes it) clears clusterIPs too.
+    r = c.post(SVCS, service("ext2", type_="ClusterIP"))
+    ip2 = r.json()["spec"]["clusterIP"]
+    r = c.patch(SVCS + "/ext2", [{"op": "replace", "path": "/spec/type", "value": "ExternalName"},
+                                 {"op": "add", "path": "/spec/externalName", "value": "x.example.com."},
+                                 {"op": "replace", "path": "/spec/clusterIP", "value": ""}],
+                ctype="application/json-patch+json")
+    spec = (r.json() or {}).get("spec", {})
+    check("clearing clusterIP while becoming an ExternalName clears clusterIPs",
+          r.status == 200 and "clusterIP" not in spec and "clusterIPs" not in spec, r)
+    r = c.post(SVCS, service("ext2-ip", type_="ClusterIP", ip=ip2))
+    check("...and releases the address", r.status == 201, r)
+    # An address the client changed is the client's, and an ExternalName may not have one.
+    r = c.post(SVCS, service("ext3", type_="ClusterIP"))
+    r = c.patch(SVCS + "/ext3", {"spec": {"type": "ExternalName", "externalName": "x.example.com",
+                                          "clusterIP": "10.43.250.1"}})
+    check("a changed clusterIP with ExternalName: 422 spec.clusterIPs Forbidden",
+          r.status == 422 and (r.json() or {}).get("message") ==
+          'Service "ext3" is invalid: spec.clusterIPs: Forbidden: may not be set for ExternalName '
+          'services', r)
+    r = c.patch(SVCS + "/ext3", {"spec": {"type": "ExternalName"}})
+    check("an ExternalName without externalName: 422 Required",
+          r.status == 422 and (r.json() or {}).get("message") ==
+          'Service "ext3" is invalid: spec.externalName: Required value', r)
+    # And back: a ClusterIP type gets an address again.
+    r = c.patch(SVCS + "/ext", {"spec": {"type": "ClusterIP", "externalName": None}})
+    spec = (r.json() or {}).get("spec", {})
+    check("an ExternalName made a ClusterIP Service again gets a new address",
+          r.status == 200 and spec.get("clusterIP") not in (None, "", ip) and
+          spec.get("clusterIPs") == [spec.get("clusterIP")], r)
 
 elif group == "full":
     # Every NodePort taken: the next one is upstream's 500, not a 422 (the request is valid).
