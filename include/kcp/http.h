@@ -76,6 +76,19 @@ void kcp_http_stream_begin(struct kcp_http_response *res, int status, const char
 int kcp_http_stream_write(struct kcp_http_response *res, const void *data, size_t len);
 /* Ends the stream (terminating chunk). Completes the request. */
 void kcp_http_stream_end(struct kcp_http_response *res);
+/*
+ * Bytes written to the stream and not yet handed to the socket (0 once the connection is gone).
+ * A handler that produces a long body in parts pauses past a bound of its own, so that its
+ * memory does not grow with the body, and goes on from kcp_http_stream_on_drain.
+ */
+size_t kcp_http_stream_backlog(const struct kcp_http_response *res);
+typedef void (*kcp_http_drain_cb)(struct kcp_http_response *res, void *data);
+/*
+ * Calls cb(res, data) once, from the loop, when everything queued has been written. Only while
+ * kcp_http_stream_backlog(res) > 0; otherwise KCP_EINVAL and cb is never called. If the
+ * connection closes first cb is not called: the close callback (kcp_http_on_close) is.
+ */
+int kcp_http_stream_on_drain(struct kcp_http_response *res, kcp_http_drain_cb cb, void *data);
 typedef void (*kcp_http_close_cb)(struct kcp_http_response *res, void *data);
 /*
  * Called once if the connection closes before the response completed (client went away, or

@@ -9,6 +9,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -421,6 +422,10 @@ json_t *api_admit_validate(const struct kcp_schema_resource *rsrc, const json_t 
     path.data[0] = '\0';
     check_object(&c, m, obj, old, &path, causes);
     kcp_buf_free(&path);
+    /* A Service's fields depend on its type and on what the old version allocated: that
+     * logic lives with the allocator (services_spec.c). */
+    if (!strcmp(rsrc->group, "") && !strcmp(rsrc->resource, "services"))
+        api_service_validate(causes, obj, old);
     if (json_array_size(causes) == 0) {
         json_decref(causes);
         return NULL;

@@ -371,22 +371,6 @@ void api_check_job_restart_policy(const struct api_admit_ctx *c, const json_t *o
                         rp);
 }
 
-void api_check_cluster_ip_immutable(const struct api_admit_ctx *c, const json_t *obj,
-                                    const json_t *old, const char *field, const char *path,
-                                    json_t *causes)
-{
-    (void)c;
-    const char *ip = json_string_value(json_object_get(obj, field));
-    const char *was = json_string_value(json_object_get(old, field));
-    if (!was || !*was || !ip || strcmp(ip, was) == 0)
-        return;
-    /* Upstream checks the primary of clusterIPs, which follows clusterIP. */
-    char *at = kcp_sprintf("%ss[0]", path);
-    api_admit_cause(causes, "FieldValueInvalid", at,
-                    "Invalid value: \"%s\": may not change once set", ip);
-    free(at);
-}
-
 /* ---- other groups ---- */
 
 bool api_default_network_policy_types(const struct api_admit_ctx *c, json_t *obj,

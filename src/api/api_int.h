@@ -135,8 +135,6 @@ bool api_filter_match(const struct api_req *r, const struct api_filter *f, const
 void api_filter_free(struct api_filter *f);
 /* Appends a protobuf varint (list_pb.c; also used by the watch framing). */
 void api_pb_varint(struct kcp_buf *b, uint64_t v);
-/* A protobuf list streamed item by item (list_pb.c); 0 when answered. */
-int api_list_protobuf(struct api_req *r, const struct api_filter *filter, uint64_t rev);
 
 /* ---- watch.c ---- */
 void api_watch(struct api_req *r);

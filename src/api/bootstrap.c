@@ -2,6 +2,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,7 @@ void kcp_api_bootstrap(struct kcp_api *api, kcp_api_ready_cb cb, void *data)
     const struct kcp_schema_resource *ns_res = kcp_schema_resource_find("", "v1", "namespaces");
     const struct kcp_schema_resource *svc_res = kcp_schema_resource_find("", "v1", "services");
     int64_t now = kcp_clock_wall_s(api->loop->clock);
-    struct kcp_buf keys[5], values[5];
-    struct kcp_store_op ops[5];
+    struct kcp_buf keys[5], values[5], allocs = KCP_BUF_INIT;
     size_t n = 0;
     for (size_t i = 0; i < 4; i++, n++) {
         json_t *o = json_pack("{s:s, s:s, s:{s:s}}", "kind", "Namespace", "apiVersion", "v1",
@@ -70,22 +70,35 @@ void kcp_api_bootstrap(struct kcp_api *api, kcp_api_ready_cb cb, void *data)
     values[n] = (struct kcp_buf)KCP_BUF_INIT;
     kcp_store_key(&keys[n], "", "services", "default", "kubernetes");
     kcp_codec_json_write(&values[n], svc);
+    /* Its ClusterIP's key, and those of Services stored before allocations had keys. */
+    size_t nallocs = api_service_backfill(api->store, svc, &allocs);
     json_decref(svc);
     n++;
+    struct kcp_store_op *ops = kcp_calloc(n + nallocs, sizeof(*ops));
     for (size_t i = 0; i < n; i++)
         ops[i] = (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ABSENT, 0, keys[i].data,
                                        keys[i].len, values[i].data, values[i].len};
+    const char *p = allocs.data;
+    for (size_t i = 0; i < nallocs; i++) {
+        size_t klen = strlen(p);
+        const char *v = p + klen + 1;
+        size_t vlen = strlen(v);
+        ops[n + i] = (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ABSENT, 0, p, klen, v, vlen};
+        p = v + vlen + 1;
+    }
     struct boot *b = kcp_calloc(1, sizeof(*b));
     b->api = api;
     b->cb = cb;
     b->data = data;
     struct kcp_store_entry e = {.wall_s = now, .verb = "create", .user = "system:kcp",
-                                .request_id = "bootstrap", .nops = n, .ops = ops};
+                                .request_id = "bootstrap", .nops = n + nallocs, .ops = ops};
     int rc = kcp_store_entry_encode(&b->entry, &e);
     for (size_t i = 0; i < n; i++) {
         kcp_buf_free(&keys[i]);
         kcp_buf_free(&values[i]);
     }
+    free(ops);
+    kcp_buf_free(&allocs);
     b->req.data = b;
     b->req.cb = boot_on_done;
     if (rc == 0)

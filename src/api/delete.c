@@ -6,6 +6,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -221,6 +222,10 @@ struct collect_ctx {
     uint64_t *mark_revs;   /* each marked object's revision: the mark must not overwrite news */
     size_t held;           /* objects still waiting for their finalizers */
     int64_t now;
+    struct kcp_store *store;
+    struct kcp_buf allocs; /* NUL-separated allocation keys of deleted Services */
+    uint64_t *alloc_revs;  /* ...deleted only as they were seen */
+    size_t nallocs;
 };
 
 static int collect_on_item(void *ctx, const struct kcp_obj *obj)
@@ -230,6 +235,9 @@ static int collect_on_item(void *ctx, const struct kcp_obj *obj)
     if (json_array_size(json_object_get(meta, "finalizers")) == 0) {
         kcp_buf_append(&cc->keys, obj->key, obj->key_len + 1);
         cc->n++;
+        if (!strncmp(obj->key, "/core/services/", 15))
+            cc->nallocs += api_service_keys_held(cc->store, obj->doc, &cc->allocs,
+                                                 &cc->alloc_revs, cc->nallocs);
         return 0;
     }
     /* Finalizers hold the object (and so the namespace) until their controllers let go. */
@@ -272,7 +280,7 @@ static void collect(struct kcp_store *s, struct collect_ctx *cc, const char *gro
 void api_namespace_cleanup(struct kcp_api *api, const char *ns)
 {
     struct collect_ctx cc = {KCP_BUF_INIT, KCP_BUF_INIT, 0, 0, NULL, 0,
-                             kcp_clock_wall_s(api->loop->clock)};
+                             kcp_clock_wall_s(api->loop->clock), api->store, KCP_BUF_INIT, NULL, 0};
     for (size_t i = 0; i < kcp_schema_resource_count(); i++) {
         const struct kcp_schema_resource *res = kcp_schema_resource_at(i);
         if (!res->namespaced)
@@ -304,7 +312,7 @@ void api_namespace_cleanup(struct kcp_api *api, const char *ns)
         cc.n++;
         kcp_buf_free(&nskey);
     }
-    size_t nops = cc.n + cc.nmarks;
+    size_t nops = cc.n + cc.nmarks + cc.nallocs;
     struct kcp_store_op *ops = kcp_calloc(nops ? nops : 1, sizeof(*ops));
     const char *p = cc.keys.data;
     for (size_t i = 0; i < cc.n; i++) {
@@ -323,6 +331,13 @@ void api_namespace_cleanup(struct kcp_api *api, const char *ns)
         op->value = p;
         op->value_len = strlen(p);
         p += op->value_len + 1;
+    }
+    p = cc.allocs.data;
+    for (size_t i = 0; i < cc.nallocs; i++) {
+        ops[cc.n + cc.nmarks + i] = (struct kcp_store_op){
+            .type = KCP_STORE_DELETE, .precond = KCP_STORE_IF_REVISION,
+            .revision = cc.alloc_revs[i], .key = p, .key_len = strlen(p)};
+        p += strlen(p) + 1;
     }
     if (nops == 0)
         goto done;
@@ -352,8 +367,10 @@ void api_namespace_cleanup(struct kcp_api *api, const char *ns)
 done:
     free(ops);
     free(cc.mark_revs);
+    free(cc.alloc_revs);
     kcp_buf_free(&cc.keys);
     kcp_buf_free(&cc.marks);
+    kcp_buf_free(&cc.allocs);
 }
 
 /* Called after an object in namespace ns went away: a terminating namespace may now finish. */
@@ -379,6 +396,9 @@ struct dc_ctx {
     struct api_filter filter;
     struct kcp_buf keys;
     size_t n;
+    struct kcp_buf allocs; /* allocation keys of the Services deleted, and their revisions */
+    uint64_t *alloc_revs;
+    size_t nallocs;
 };
 
 static int dc_on_item(void *ctx, const struct kcp_obj *obj)
@@ -388,6 +408,9 @@ static int dc_on_item(void *ctx, const struct kcp_obj *obj)
         return 0;
     kcp_buf_append(&dc->keys, obj->key, obj->key_len + 1);
     dc->n++;
+    if (!strncmp(obj->key, "/core/services/", 15))
+        dc->nallocs += api_service_keys_held(dc->r->api->store, obj->doc, &dc->allocs,
+                                             &dc->alloc_revs, dc->nallocs);
     return 0;
 }
 
@@ -410,7 +433,7 @@ static void dc_on_done(struct kcp_store_req *req, int status, const struct kcp_s
 
 void api_delete_collection(struct api_req *r)
 {
-    struct dc_ctx dc = {.r = r, .keys = KCP_BUF_INIT};
+    struct dc_ctx dc = {.r = r, .keys = KCP_BUF_INIT, .allocs = KCP_BUF_INIT};
     if (api_filter_parse(r, &dc.filter) != 0)
         return;
     api_key(r, &r->key, NULL);
@@ -423,7 +446,7 @@ void api_delete_collection(struct api_req *r)
         dc_on_done(&r->store_req, 0, NULL);
         return;
     }
-    struct kcp_store_op *ops = kcp_calloc(dc.n, sizeof(*ops));
+    struct kcp_store_op *ops = kcp_calloc(dc.n + dc.nallocs, sizeof(*ops));
     const char *p = dc.keys.data;
     for (size_t i = 0; i < dc.n; i++) {
         ops[i].type = KCP_STORE_DELETE;
@@ -431,13 +454,20 @@ void api_delete_collection(struct api_req *r)
         ops[i].key_len = strlen(p);
         p += ops[i].key_len + 1;
     }
+    p = dc.allocs.data;
+    for (size_t i = 0; i < dc.nallocs; i++) {
+        ops[dc.n + i] = (struct kcp_store_op){
+            .type = KCP_STORE_DELETE, .precond = KCP_STORE_IF_REVISION,
+            .revision = dc.alloc_revs[i], .key = p, .key_len = strlen(p)};
+        p += strlen(p) + 1;
+    }
     struct kcp_buf enc = KCP_BUF_INIT;
     struct kcp_store_entry e = {
         .wall_s = kcp_clock_wall_s(r->api->loop->clock),
         .verb = "deletecollection",
         .user = r->http->identity && r->http->identity->user ? r->http->identity->user : "",
         .request_id = "",
-        .nops = dc.n,
+        .nops = dc.n + dc.nallocs,
         .ops = ops,
     };
     int rc = kcp_store_entry_encode(&enc, &e);
@@ -450,6 +480,8 @@ void api_delete_collection(struct api_req *r)
     kcp_buf_free(&enc);
     free(ops);
     kcp_buf_free(&dc.keys);
+    kcp_buf_free(&dc.allocs);
+    free(dc.alloc_revs);
     if (rc != 0)
         api_fail(r, rc, NULL, NULL, "storage: %s", kcp_error_message(rc));
 }

@@ -1,6 +1,8 @@
 /* GET and LIST: objects from the store's cache, selectors, pagination, tables, streaming. */
 #include "api_int.h"
 
+#include "list.h"
+
 #include <kcp/selector.h>
 
 #include <errno.h>
@@ -241,23 +243,7 @@ void api_get(struct api_req *r)
     kcp_obj_unref(obj);
 }
 
-/* ---- continue tokens: base64url("<revision>/<last key>") ---- */
-
-static char *continue_encode(uint64_t rev, const char *key, size_t key_len)
-{
-    struct kcp_buf raw = KCP_BUF_INIT;
-    kcp_buf_printf(&raw, "%" PRIu64 "/", rev);
-    kcp_buf_append(&raw, key, key_len);
-    size_t n = 0;
-    mbedtls_base64_encode(NULL, 0, &n, (const unsigned char *)raw.data, raw.len);
-    char *out = kcp_malloc(n + 1);
-    mbedtls_base64_encode((unsigned char *)out, n + 1, &n, (const unsigned char *)raw.data, raw.len);
-    out[n] = '\0';
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    kcp_buf_free(&raw);
-    return out;
-}
+/* ---- continue tokens: base64url("<revision>/<last key>") (api_continue_encode) ---- */
 
 static int continue_decode(const char *token, uint64_t *out_rev, struct kcp_buf *out_key)
 {
@@ -288,6 +274,10 @@ static int continue_decode(const char *token, uint64_t *out_rev, struct kcp_buf 
 
 /* ---- LIST ---- */
 
+/*
+ * JSON and protobuf lists and JSON Tables stream (list.c). What is left is built whole here:
+ * PartialObjectMetadataList, YAML, and the kinds without a protobuf form asked for in protobuf.
+ */
 struct list_ctx {
     struct api_req *r;
     struct api_filter filter;
@@ -295,16 +285,10 @@ struct list_ctx {
     size_t matched;
     bool stopped_early;
     struct kcp_buf last_key;
-    /* Buffered items (JSON text) or rows. */
-    json_t *items; /* for Table/protobuf/partial */
-    struct kcp_buf body;
-    bool streaming;
-    bool first;
-    int64_t now;
+    json_t *items;
 };
 
 #define LIST_STOP 1
-#define STREAM_CHUNK (64 * 1024)
 
 static int list_on_item(void *ctx, const struct kcp_obj *obj)
 {
@@ -318,50 +302,8 @@ static int list_on_item(void *ctx, const struct kcp_obj *obj)
     lc->matched++;
     kcp_buf_reset(&lc->last_key);
     kcp_buf_append(&lc->last_key, obj->key, obj->key_len);
-    if (lc->items) {
-        json_array_append(lc->items, obj->doc);
-        return 0;
-    }
-    if (!lc->first)
-        kcp_buf_append(&lc->body, ",", 1);
-    lc->first = false;
-    kcp_buf_append(&lc->body, obj->json, obj->json_len);
-    if (lc->streaming && lc->body.len >= STREAM_CHUNK && lc->r->res) {
-        if (kcp_http_stream_write(lc->r->res, lc->body.data, lc->body.len) != 0)
-            return LIST_STOP;
-        kcp_buf_reset(&lc->body);
-    }
+    json_array_append(lc->items, obj->doc);
     return 0;
-}
-
-static void list_meta_json(struct kcp_buf *b, uint64_t rev, const char *cont)
-{
-    kcp_buf_printf(b, "\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"", rev);
-    if (cont)
-        kcp_buf_printf(b, ",\"continue\":\"%s\"", cont);
-    kcp_buf_puts(b, "}");
-}
-
-static void list_finish_table(struct list_ctx *lc, uint64_t rev, const char *cont)
-{
-    struct api_req *r = lc->r;
-    json_t *t = api_table_new(r->rsrc, true);
-    json_t *meta = json_object_get(t, "metadata");
-    char rvs[32];
-    snprintf(rvs, sizeof(rvs), "%" PRIu64, rev);
-    json_object_set_new(meta, "resourceVersion", json_string(rvs));
-    if (cont)
-        json_object_set_new(meta, "continue", json_string(cont));
-    const char *include = api_query(r, "includeObject");
-    size_t i;
-    json_t *item;
-    json_array_foreach(lc->items, i, item)
-        api_table_add_row(t, r->rsrc, item, include ? include : "Metadata", lc->now);
-    struct kcp_buf b = KCP_BUF_INIT;
-    kcp_codec_json_write(&b, t);
-    json_decref(t);
-    api_respond_json_text(r, 200, "application/json", b.data, b.len);
-    kcp_buf_free(&b);
 }
 
 static void list_finish_object(struct list_ctx *lc, uint64_t rev, const char *cont)
@@ -395,14 +337,27 @@ static void list_finish_object(struct list_ctx *lc, uint64_t rev, const char *co
     json_decref(list);
 }
 
+/* The list kind list.c streams for the negotiated media, or -1 to build it here. */
+static int streamed_kind(const struct api_req *r)
+{
+    if (r->media.format == API_FORMAT_JSON && r->media.as == API_AS_OBJECT)
+        return API_LIST_JSON;
+    /* A Table is answered in JSON whatever format was asked for, as before. */
+    if (r->media.as == API_AS_TABLE)
+        return API_LIST_TABLE;
+    if (r->media.format == API_FORMAT_PROTOBUF && r->media.as == API_AS_OBJECT &&
+        kcp_schema_message_at(r->rsrc->msg) && r->rsrc->list_msg >= 0 &&
+        kcp_schema_message_find("io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"))
+        return API_LIST_PROTOBUF;
+    return -1;
+}
+
 void api_list(struct api_req *r)
 {
     struct list_ctx lc;
     uint64_t rev = 0;
     memset(&lc, 0, sizeof(lc));
     lc.r = r;
-    lc.first = true;
-    lc.now = kcp_clock_wall_s(r->api->loop->clock);
     if (read_revision(r, &rev) != 0)
         return;
     if (api_filter_parse(r, &lc.filter) != 0)
@@ -428,50 +383,19 @@ void api_list(struct api_req *r)
         }
     }
     api_key(r, &r->key, NULL);
-    if (r->media.format == API_FORMAT_PROTOBUF && r->media.as == API_AS_OBJECT && lc.limit == 0 &&
-        start.len == 0) {
-        int prc = api_list_protobuf(r, &lc.filter, rev);
-        if (prc == 0)
-            goto done;
-        if (prc == KCP_EGONE)
-            api_fail(r, prc, NULL, NULL, "too old resource version");
-        else if (prc != KCP_ENOTACCEPTABLE)
-            api_fail(r, prc, NULL, NULL, "list: %s", kcp_error_message(prc));
-        if (prc != KCP_ENOTACCEPTABLE)
-            goto done;
-    }
-    bool as_json_list = r->media.format == API_FORMAT_JSON && r->media.as == API_AS_OBJECT;
-    if (!as_json_list)
-        lc.items = json_array();
-    /* Without a limit nothing about the page is unknown before the items, so the JSON list
-     * streams item by item; with a limit the continue token must precede them. */
-    lc.streaming = as_json_list && lc.limit == 0;
-    char gv[128];
-    api_group_version(r->rsrc, gv, sizeof(gv));
-    struct kcp_store_list_result res;
-    memset(&res, 0, sizeof(res));
-    if (lc.streaming) {
-        uint64_t head_rev = rev ? rev : kcp_store_revision(r->api->store);
-        kcp_http_stream_begin(r->res, 200, "application/json");
-        kcp_buf_printf(&lc.body, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->rsrc->list_kind, gv);
-        list_meta_json(&lc.body, head_rev, NULL);
-        kcp_buf_puts(&lc.body, ",\"items\":[");
-        rev = head_rev;
-    }
-    int rc = kcp_store_list(r->api->store, r->key.data, r->key.len, rev,
-                            start.len ? start.data : NULL, start.len, 0, list_on_item, &lc, &res);
-    kcp_buf_free(&start);
-    if (rc == LIST_STOP)
-        rc = 0;
-    if (lc.streaming) {
-        kcp_buf_puts(&lc.body, "]}");
-        if (r->res && !r->gone) {
-            kcp_http_stream_write(r->res, lc.body.data, lc.body.len);
-            kcp_http_stream_end(r->res);
-        }
-        api_req_finish(r);
+    int kind = streamed_kind(r);
+    if (kind >= 0) {
+        api_list_stream(r, &lc.filter, (enum api_list_kind)kind, rev, start.data, start.len,
+                        lc.limit);
         goto done;
     }
+    lc.items = json_array();
+    struct kcp_store_list_result res;
+    memset(&res, 0, sizeof(res));
+    int rc = kcp_store_list(r->api->store, r->key.data, r->key.len, rev,
+                            start.len ? start.data : NULL, start.len, 0, list_on_item, &lc, &res);
+    if (rc == LIST_STOP)
+        rc = 0;
     if (rc == KCP_EGONE) {
         api_fail(r, KCP_EGONE, NULL, NULL,
                  "The provided continue parameter is too old to display a consistent list "
@@ -482,26 +406,14 @@ void api_list(struct api_req *r)
         api_fail(r, rc, NULL, NULL, "list: %s", kcp_error_message(rc));
         goto done;
     }
-    char *token = lc.stopped_early ? continue_encode(res.revision, lc.last_key.data, lc.last_key.len)
-                                   : NULL;
-    if (as_json_list) {
-        struct kcp_buf b = KCP_BUF_INIT;
-        kcp_buf_printf(&b, "{\"kind\":\"%s\",\"apiVersion\":\"%s\",", r->rsrc->list_kind, gv);
-        list_meta_json(&b, res.revision, token);
-        kcp_buf_puts(&b, ",\"items\":[");
-        kcp_buf_append(&b, lc.body.data ? lc.body.data : "", lc.body.len);
-        kcp_buf_puts(&b, "]}");
-        api_respond_json_text(r, 200, "application/json", b.data, b.len);
-        kcp_buf_free(&b);
-    } else if (r->media.as == API_AS_TABLE) {
-        list_finish_table(&lc, res.revision, token);
-    } else {
-        list_finish_object(&lc, res.revision, token);
-    }
+    char *token = lc.stopped_early
+                      ? api_continue_encode(res.revision, lc.last_key.data, lc.last_key.len)
+                      : NULL;
+    list_finish_object(&lc, res.revision, token);
     free(token);
 done:
+    kcp_buf_free(&start);
     api_filter_free(&lc.filter);
     json_decref(lc.items);
-    kcp_buf_free(&lc.body);
     kcp_buf_free(&lc.last_key);
 }

@@ -5,6 +5,9 @@
  */
 #include "api_int.h"
 
+#include "list.h"
+#include "services.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +15,7 @@ void api_watch_closed(struct api_req *r);
 
 static void req_free(struct api_req *r)
 {
+    api_service_forget(r);
     api_path_free(&r->path);
     json_decref(r->obj);
     json_decref(r->warnings);
@@ -36,6 +40,8 @@ static void req_on_close(struct kcp_http_response *res, void *data)
         api_watch_closed(r);
         return;
     }
+    if (r->verb == API_VERB_LIST && r->verb_state)
+        api_list_closed(r); /* a list waiting for its client to drain */
     if (!r->in_store)
         req_free(r);
 }

@@ -5,6 +5,14 @@
 #include "api_int.h"
 #include "printer.h"
 
+#include "list.h"
+#include "meta.h"
+
+#include <kcp/codec.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *api_table_new(const struct kcp_schema_resource *rsrc, bool with_columns)
@@ -32,8 +40,8 @@ json_t *api_table_new(const struct kcp_schema_resource *rsrc, bool with_columns)
     return t;
 }
 
-void api_table_add_row(json_t *table, const struct kcp_schema_resource *rsrc, const json_t *obj,
-                       const char *include, int64_t now)
+json_t *api_table_row(const struct kcp_schema_resource *rsrc, const json_t *obj,
+                      const char *include, int64_t now)
 {
     json_t *row = json_object();
     json_t *cells = json_array();
@@ -50,5 +58,11 @@ void api_table_add_row(json_t *table, const struct kcp_schema_resource *rsrc, co
         json_object_set(partial, "metadata", json_object_get(obj, "metadata"));
         json_object_set_new(row, "object", partial);
     }
-    json_array_append_new(json_object_get(table, "rows"), row);
+    return row;
+}
+
+void api_table_add_row(json_t *table, const struct kcp_schema_resource *rsrc, const json_t *obj,
+                       const char *include, int64_t now)
+{
+    json_array_append_new(json_object_get(table, "rows"), api_table_row(rsrc, obj, include, now));
 }

@@ -7,6 +7,7 @@
 #include "api_int.h"
 
 #include "meta.h"
+#include "services.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@ static void store_on_done(struct kcp_store_req *sreq, int status, const struct k
         api_req_finish(r);
         return;
     }
+    if (api_service_on_done(r, status, res))
+        return;
     r->cont(r, status, res);
 }
 
@@ -57,6 +60,7 @@ void api_propose(struct api_req *r, const char *verb, const char *key, size_t ke
         .nops = 1,
         .ops = &op,
     };
+    api_service_entry(r, &e, obj); /* a Service's allocation keys join its entry */
     int rc = kcp_store_entry_encode(&enc, &e);
     if (rc == 0) {
         r->store_req.data = r;
@@ -309,8 +313,6 @@ static void create_on_done(struct api_req *r, int status, const struct kcp_store
     api_respond_stored(r, 201, res->ops[0].obj);
 }
 
-int api_service_allocate(struct api_req *r, json_t *obj, const json_t *old, json_t *causes);
-
 void api_create(struct api_req *r)
 {
     if (r->sub && strcmp(r->rsrc->resource, "pods") == 0 && !r->rsrc->group[0] &&
@@ -373,11 +375,16 @@ void api_write_create(struct api_req *r, json_t *obj)
     /* Before allocation, as upstream's handler records fields before storage allocates. */
     if (!r->managed_set)
         api_managed_update(r, NULL, obj);
+    bool service = strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0];
+    if (service)
+        api_service_prepare(obj, NULL);
     json_t *causes = api_admit_validate(r->rsrc, obj, NULL);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] && json_array_size(causes) == 0)
-        api_service_allocate(r, obj, NULL, causes);
+    if (service && json_array_size(causes) == 0 && api_service_allocate(r, obj, NULL, causes) != 0) {
+        json_decref(causes);
+        return api_service_fail_full(r);
+    }
     if (json_array_size(causes)) {
         name = api_meta_str(obj, "name");
         return fail_invalid(r, name, causes);
@@ -563,11 +570,17 @@ void api_write_update(struct api_req *r, const struct kcp_obj *current, json_t *
     api_admit_defaults(r->rsrc, obj);
     if (!r->managed_set)
         api_managed_update(r, old, obj);
+    bool service = strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0];
+    /* After the field manager, as upstream's registry changes what its handler recorded. */
+    if (service && !status_only)
+        api_service_prepare(obj, old);
     json_t *causes = api_admit_validate(r->rsrc, obj, old);
     if (!causes)
         causes = json_array();
-    if (strcmp(r->rsrc->resource, "services") == 0 && !r->rsrc->group[0] && json_array_size(causes) == 0)
-        api_service_allocate(r, obj, old, causes);
+    if (service && json_array_size(causes) == 0 && api_service_allocate(r, obj, old, causes) != 0) {
+        json_decref(causes);
+        return api_service_fail_full(r);
+    }
     if (json_array_size(causes))
         return fail_invalid(r, name, causes);
     json_decref(causes);

@@ -329,6 +329,13 @@ static void hconn_run(struct http_conn *hc)
 static void hconn_on_drain(struct kcp_conn *conn)
 {
     struct http_conn *hc = kcp_conn_data(conn);
+    struct kcp_http_response *ex = hc->cur;
+    if (hc->state == HC_DISPATCHED && ex && ex->state == EX_STREAMING && ex->drain_cb) {
+        kcp_http_drain_cb cb = ex->drain_cb;
+        ex->drain_cb = NULL;
+        cb(ex, ex->drain_data);
+        return;
+    }
     if (!hc->wait_drain)
         return;
     hc->wait_drain = false;

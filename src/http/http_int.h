@@ -103,6 +103,8 @@ struct kcp_http_response {
     struct kcp_buf res_headers; /* extra response headers, serialised */
     kcp_http_close_cb close_cb;
     void *close_data;
+    kcp_http_drain_cb drain_cb; /* a streaming handler waits for its backlog to go out */
+    void *drain_data;
     bool keep_alive;
     bool head;
     bool http10;

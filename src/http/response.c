@@ -203,6 +203,23 @@ void kcp_http_stream_end(struct kcp_http_response *res)
     exchange_complete(res, exchange_keep_alive(res));
 }
 
+size_t kcp_http_stream_backlog(const struct kcp_http_response *res)
+{
+    if (res->state != EX_STREAMING || !res->hc || !res->hc->conn)
+        return 0;
+    return kcp_conn_backlog(res->hc->conn);
+}
+
+int kcp_http_stream_on_drain(struct kcp_http_response *res, kcp_http_drain_cb cb, void *data)
+{
+    /* A backlog means a write in flight: its completion tells the connection, then us. */
+    if (kcp_http_stream_backlog(res) == 0)
+        return KCP_EINVAL;
+    res->drain_cb = cb;
+    res->drain_data = data;
+    return 0;
+}
+
 void kcp_http_on_close(struct kcp_http_response *res, kcp_http_close_cb cb, void *data)
 {
     res->close_cb = cb;

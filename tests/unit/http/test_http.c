@@ -32,6 +32,8 @@ struct harness {
     int streams_closed; /* kcp_http_on_close callbacks seen */
     int big_count;      /* /big requests handled; read by the client thread */
     int flood_err;      /* what kcp_http_stream_write said when /flood stopped */
+    int paced_waits;    /* times /paced waited for kcp_http_stream_on_drain */
+    size_t paced_max;   /* the largest backlog /paced left behind a write */
     bool stopped;
 };
 
@@ -197,6 +199,64 @@ static void handle_flood(struct kcp_http_request *req, struct kcp_http_response 
     start_pending(d, res, -1, 1, flood_on_timer);
 }
 
+/* Streams PACED_CHUNKS x 64 KiB, waiting for the connection to drain past PACED_BACKLOG. */
+#define PACED_CHUNKS 128
+#define PACED_BACKLOG (256 * 1024)
+
+struct paced {
+    struct kcp_http_response *res;
+    struct harness *h;
+    int sent;
+};
+
+static void paced_run(struct paced *p);
+
+static void paced_on_drain(struct kcp_http_response *res, void *data)
+{
+    (void)res;
+    paced_run(data);
+}
+
+static void paced_on_close(struct kcp_http_response *res, void *data)
+{
+    struct paced *p = data;
+    (void)res;
+    p->h->streams_closed++;
+    free(p);
+}
+
+static void paced_run(struct paced *p)
+{
+    static char chunk[64 * 1024];
+    memset(chunk, 'p', sizeof(chunk));
+    while (p->sent < PACED_CHUNKS) {
+        if (kcp_http_stream_write(p->res, chunk, sizeof(chunk)) != 0)
+            return; /* on_close follows */
+        p->sent++;
+        size_t backlog = kcp_http_stream_backlog(p->res);
+        if (backlog > __atomic_load_n(&p->h->paced_max, __ATOMIC_SEQ_CST))
+            __atomic_store_n(&p->h->paced_max, backlog, __ATOMIC_SEQ_CST);
+        if (p->sent < PACED_CHUNKS && backlog > PACED_BACKLOG &&
+            kcp_http_stream_on_drain(p->res, paced_on_drain, p) == 0) {
+            __atomic_add_fetch(&p->h->paced_waits, 1, __ATOMIC_SEQ_CST);
+            return;
+        }
+    }
+    kcp_http_stream_end(p->res);
+    free(p);
+}
+
+static void handle_paced(struct kcp_http_request *req, struct kcp_http_response *res, void *d)
+{
+    struct paced *p = calloc(1, sizeof(*p));
+    (void)req;
+    p->res = res;
+    p->h = d;
+    kcp_http_on_close(res, paced_on_close, p);
+    kcp_http_stream_begin(res, 200, "application/octet-stream");
+    paced_run(p);
+}
+
 static void hold_on_timer(uv_timer_t *t)
 {
     struct pending *p = t->data;
@@ -264,6 +324,7 @@ static void run_with(void (*client)(struct harness *h), const struct kcp_http_li
     kcp_http_route(h.srv, "/hold", false, handle_hold, &h);
     kcp_http_route(h.srv, "/big", false, handle_big, &h);
     kcp_http_route(h.srv, "/flood", false, handle_flood, &h);
+    kcp_http_route(h.srv, "/paced", false, handle_paced, &h);
     kcp_http_route(h.srv, "/api/", true, handle_prefix, "/api/");
     kcp_http_route(h.srv, "/api/v1/", true, handle_prefix, "/api/v1/");
     kcp_http_route(h.srv, "/api/v1/exact", false, handle_prefix, "exact");
@@ -916,6 +977,40 @@ static void test_stream_backlog_limit(void **state)
     run_with(client_slow_reader, &limits, true, 1);
 }
 
+/*
+ * A producer that waits for kcp_http_stream_on_drain keeps its backlog bounded, so a body far
+ * past max_stream_backlog reaches a client that reads it slowly, whole.
+ */
+static void client_paced(struct harness *h)
+{
+    struct test_client c;
+    struct test_response r;
+    const char *req = "GET /paced HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(h, connect_tls(h, &c) == 0);
+    CHECK(h, test_client_write(&c, req, strlen(req)) == 0);
+    usleep(200 * 1000); /* the server fills the connection meanwhile, then waits */
+    int err = test_client_read_responses(&c, &r, 1);
+    test_client_close(&c);
+    CHECK(h, err == 0);
+    bool whole = r.status == 200 && r.body.len == (size_t)PACED_CHUNKS * 64 * 1024;
+    for (size_t i = 0; whole && i < r.body.len; i++)
+        whole = r.body.data[i] == 'p';
+    test_response_free(&r);
+    CHECK(h, whole);
+    CHECK(h, __atomic_load_n(&h->paced_waits, __ATOMIC_SEQ_CST) > 0);
+    /* At most one chunk (and its TLS records) past the bound it waits at. */
+    CHECK(h, __atomic_load_n(&h->paced_max, __ATOMIC_SEQ_CST) < PACED_BACKLOG + 80 * 1024);
+}
+
+static void test_stream_on_drain(void **state)
+{
+    struct kcp_http_limits limits;
+    (void)state;
+    kcp_http_limits_default(&limits);
+    limits.max_stream_backlog = 1024 * 1024; /* the body is 8 MiB */
+    run_with(client_paced, &limits, true, 0);
+}
+
 static void test_limits_default(void **state)
 {
     struct kcp_http_limits l;
@@ -968,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_connection_close),
         cmocka_unit_test(test_stop_ends_streams),
         cmocka_unit_test(test_stream_backlog_limit),
+        cmocka_unit_test(test_stream_on_drain),
         cmocka_unit_test(test_stop_lets_inflight_finish),
         cmocka_unit_test(test_plain_max_connections),
     };
