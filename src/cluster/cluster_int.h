@@ -27,6 +27,12 @@
 #define CLUSTER_SNAPSHOT_EVERY 10000
 /* Client writes waiting to be applied (the store's own queue is behind this one). */
 #define CLUSTER_MAX_PROPOSALS 10000
+/*
+ * The Raft log is the durable copy of every applied entry, so the store publishes entries at
+ * once and commits LMDB (fully synced) only this often (kcp_store_set_deferred); a restart
+ * applies the entries after its last commit again from the log.
+ */
+#define CLUSTER_STORE_SYNC_MS 1000
 
 /*
  * Payload of a Raft NORMAL entry: version byte 1, the proposing server's id and its sequence

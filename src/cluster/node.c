@@ -357,6 +357,10 @@ void cluster_proposer_init(struct kcp_cluster *c)
     c->proposer.propose = cluster_propose;
     c->proposer.data = c;
     kcp_store_set_proposer(c->store, &c->proposer);
+    /* Entries reach the store only once durable in this log (apply stops at min(commit,
+     * persisted)): the store need not sync each one again. Snapshots and compaction wait for
+     * kcp_store_synced (snapshot.c), so the log always holds what LMDB may lack. */
+    kcp_store_set_deferred(c->store, CLUSTER_STORE_SYNC_MS);
 }
 
 void cluster_props_retry(struct kcp_cluster *c)
