@@ -115,6 +115,8 @@ struct kcp_cluster {
     uv_timer_t tick;     /* housekeeping */
     uv_idle_t kick;      /* finished reads are reported from here, never synchronously */
     bool kick_active;
+    bool persist_due; /* log writes completed: step PERSISTED with the last from the kick */
+    uint64_t persist_index, persist_term;
     int handles_open;
 
     enum kcp_raft_role role;

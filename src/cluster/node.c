@@ -31,10 +31,16 @@ static void log_on_persisted(struct cl_logstore *ls, int status, void *data)
                     kcp_error_message(status));
         c->failed = true;
     } else if (!c->closing) {
-        struct kcp_raft_event ev = {.type = KCP_RAFT_EV_PERSISTED};
-        ev.persisted.index = p->index;
-        ev.persisted.term = p->term;
-        cluster_step(c, &ev);
+        /*
+         * The appends of one batch complete together, one callback each: the core hears only
+         * of the last, once, from the kick (a later report implies the earlier ones, and one
+         * that a truncation made stale is ignored). One step then sends one acknowledgement
+         * (follower) or commits once (leader) for the whole batch.
+         */
+        c->persist_due = true;
+        c->persist_index = p->index;
+        c->persist_term = p->term;
+        cluster_kick(c);
     }
     free(p);
 }
@@ -499,6 +505,13 @@ static void kick_on_idle(uv_idle_t *idle)
     struct kcp_cluster *c = idle->data;
     uv_idle_stop(idle);
     c->kick_active = false;
+    if (c->persist_due && !c->closing) {
+        struct kcp_raft_event ev = {.type = KCP_RAFT_EV_PERSISTED};
+        c->persist_due = false;
+        ev.persisted.index = c->persist_index;
+        ev.persisted.term = c->persist_term;
+        cluster_step(c, &ev);
+    }
     /* Unlink first: a callback may start another barrier. */
     struct cl_read *done = NULL;
     for (struct cl_read **pp = &c->reads; *pp;) {
