@@ -61,6 +61,7 @@ struct cl_read {
     uint64_t deadline_ms;
     bool asked;     /* READ stepped and accepted; waiting for its result */
     bool has_index; /* the leader answered: wait until applied >= index */
+    bool local;     /* a write barrier answered from the leader's own commit index */
     uint64_t index;
     uint64_t need_rev; /* store revision to wait for, once applied >= index */
     int status;        /* set when done; reported from the kick */

@@ -436,7 +436,7 @@ void cluster_props_fail_all(struct kcp_cluster *c, int status)
 
 /* ---- reads --------------------------------------------------------------------------- */
 
-void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+static struct cl_read *read_new(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
 {
     struct cl_read *r = kcp_calloc(1, sizeof(*r));
     r->token = ++c->next_token;
@@ -445,6 +445,47 @@ void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void 
     r->deadline_ms = cluster_now(c) + CLUSTER_READ_TIMEOUT_MS;
     r->next = c->reads;
     c->reads = r;
+    return r;
+}
+
+/*
+ * A leader's commit index covers every entry committed anywhere once the first entry of its
+ * own term is committed (before that, entries of earlier terms may be committed without its
+ * knowing: ReadIndex waits for the same thing, §6.4). The entry at the commit index being of
+ * the current term says exactly that.
+ */
+static bool leader_commit(struct kcp_cluster *c, uint64_t *out)
+{
+    struct kcp_raft_status st;
+    uint64_t term;
+    if (c->role != KCP_RAFT_LEADER || c->transferring || c->closing)
+        return false;
+    kcp_raft_status(c->raft, &st);
+    if (st.role != KCP_RAFT_LEADER || kcp_raft_term_at(c->raft, st.commit, &term) != 0 ||
+        term != st.term)
+        return false;
+    *out = st.commit;
+    return true;
+}
+
+void kcp_cluster_write_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+{
+    uint64_t commit;
+    if (!leader_commit(c, &commit)) {
+        kcp_cluster_barrier(c, cb, data);
+        return;
+    }
+    struct cl_read *r = read_new(c, cb, data);
+    r->local = true;
+    r->has_index = true;
+    r->index = commit;
+    cluster_reads_check(c); /* usually done at once: the store has published up to commit */
+    cluster_kick(c);
+}
+
+void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+{
+    struct cl_read *r = read_new(c, cb, data);
     if (c->closing) {
         r->done = true;
         r->status = KCP_ECLOSED;
@@ -483,7 +524,7 @@ void cluster_reads_check(struct kcp_cluster *c)
                 r->need_rev = c->last_normal ? c->last_normal : 1;
             if (kcp_store_revision(c->store) >= r->need_rev || c->last_normal == 0) {
                 r->done = true;
-                r->status = 0;
+                r->status = r->local ? KCP_CLUSTER_BARRIER_LOCAL : 0;
                 any = true;
                 continue;
             }
