@@ -61,7 +61,8 @@ struct cl_read {
     uint64_t deadline_ms;
     bool asked;     /* READ stepped and accepted; waiting for its result */
     bool has_index; /* the leader answered: wait until applied >= index */
-    bool local;     /* a write barrier answered from the leader's own commit index */
+    bool local;     /* a write barrier answered from the leader's own commit index, */
+    uint64_t term;  /* ... in this term */
     uint64_t index;
     uint64_t need_rev; /* store revision to wait for, once applied >= index */
     int status;        /* set when done; reported from the kick */

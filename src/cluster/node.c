@@ -226,6 +226,7 @@ static void carry_out(struct kcp_cluster *c, const struct kcp_raft_update *u)
             }
     if (u->role_changed || c->leader_id != u->leader_id)
         role_changed(c, u);
+    c->term = u->term; /* write barriers compare it (kick_on_idle) */
     if (u->role_changed || u->n_entries || config)
         cluster_roster_sync(c);
     for (size_t i = 0; i < u->n_caught_up && c->npromote < KCP_RAFT_MAX_SERVERS; i++)
@@ -348,7 +349,14 @@ static int cluster_propose(struct kcp_store_proposer *sp, struct kcp_store *s, c
     c->props_tail = &p->next;
     c->nprops++;
     int rc = prop_send(c, p);
-    if (rc != 0 && rc != KCP_EUNAVAILABLE) {
+    /*
+     * Refused by this server while it leads (a leadership transfer, a failed log): the client
+     * hears 503 now rather than the write waiting for the next leader. A write built on state
+     * its leader read without confirming its leadership (kcp_cluster_write_barrier) must be
+     * appended by that leader in that term or not at all: only then does its committing prove
+     * that no write acknowledged elsewhere was missing from what it read.
+     */
+    if (rc != 0 && (rc != KCP_EUNAVAILABLE || c->leader_id == c->id)) {
         prop_take(c, p->seq);
         free(p->payload);
         free(p);
@@ -477,6 +485,7 @@ void kcp_cluster_write_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb,
     }
     struct cl_read *r = read_new(c, cb, data);
     r->local = true;
+    r->term = c->term;
     r->has_index = true;
     r->index = commit;
     cluster_reads_check(c); /* usually done at once: the store has published up to commit */
@@ -553,6 +562,22 @@ static void kick_on_idle(uv_idle_t *idle)
         ev.persisted.term = c->persist_term;
         cluster_step(c, &ev);
     }
+    /*
+     * A write barrier answered from this leader's commit index holds only while it still leads
+     * in the same term: the write it lets through proposes at once, in that term, and if the
+     * term is gone it must not go ahead on what was read (it could commit under a later
+     * leader without proving anything). It becomes a full ReadIndex barrier instead.
+     */
+    bool reask = false;
+    for (struct cl_read *r = c->reads; r; r = r->next)
+        if (r->done && r->local && r->status == KCP_CLUSTER_BARRIER_LOCAL &&
+            (c->role != KCP_RAFT_LEADER || c->term != r->term)) {
+            r->done = r->local = r->has_index = r->asked = false;
+            r->need_rev = 0;
+            reask = true;
+        }
+    if (reask && !c->closing)
+        cluster_reads_retry(c);
     /* Unlink first: a callback may start another barrier. */
     struct cl_read *done = NULL;
     for (struct cl_read **pp = &c->reads; *pp;) {
