@@ -10,6 +10,8 @@ struct kcp_api;
 
 typedef void (*kcp_api_barrier_cb)(void *data, int status);
 typedef void (*kcp_api_barrier_fn)(void *barrier_data, kcp_api_barrier_cb cb, void *data);
+/* A write barrier's status: the local state is current if this server still leads (below). */
+#define KCP_API_BARRIER_LOCAL 1
 
 struct kcp_api_config {
     struct kcp_loop *loop;         /* borrowed; its clock stamps creationTimestamp */
@@ -22,6 +24,17 @@ struct kcp_api_config {
      */
     kcp_api_barrier_fn barrier;
     void *barrier_data;
+    /*
+     * Optional, with barrier: the barrier before a write (create, update, patch, delete,
+     * deletecollection), which reads the current state before it proposes. It may answer
+     * KCP_API_BARRIER_LOCAL: the local state reflects every write committed before the call
+     * provided this server is still the leader, which it did not confirm. Proposals built from
+     * it are safe either way (the store decides their preconditions at apply, and a deposed
+     * leader's entry never commits); any answer not taken from an applied entry of the request
+     * (404, a failed precondition, a no-op update, a dry run) waits for `barrier` first. NULL:
+     * writes wait for `barrier`.
+     */
+    kcp_api_barrier_fn write_barrier;
 };
 
 /*

@@ -66,6 +66,18 @@ bool kcp_cluster_is_leader(const struct kcp_cluster *c);
 typedef void (*kcp_cluster_barrier_cb)(void *data, int status);
 void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data);
 
+/*
+ * The barrier before a write, which reads current state and then proposes an entry. On a
+ * leader whose term's first entry is committed it crosses no network: once this server's store
+ * reflects the commit index of the call, cb(data, KCP_CLUSTER_BARRIER_LOCAL). That state holds
+ * every write acknowledged before the call unless a newer leader exists that this one has not
+ * heard of; an entry proposed from it is safe even then (it never commits, and every entry's
+ * preconditions are decided at apply), but an answer derived from the state alone is not:
+ * confirm it with kcp_cluster_barrier first. Elsewhere, kcp_cluster_barrier (status 0).
+ */
+#define KCP_CLUSTER_BARRIER_LOCAL 1
+void kcp_cluster_write_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data);
+
 /* Leadership changed: cb(data, true) when this server became leader, false when it stopped. */
 typedef void (*kcp_cluster_leader_cb)(void *data, bool leader);
 void kcp_cluster_on_leadership(struct kcp_cluster *c, kcp_cluster_leader_cb cb, void *data);

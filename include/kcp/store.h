@@ -149,7 +149,7 @@ struct kcp_store_options {
     size_t history_bytes;   /* ...and at most this many object bytes (default 64 MiB) */
     size_t max_watchers;    /* KCP_ETOOMANY past it (default 10,000) */
     size_t max_value_bytes; /* a PUT value; KCP_ETOOLARGE past it (default 1.5 MiB) */
-    size_t max_pending;     /* entries applied but not yet durable; KCP_ETOOMANY past it
+    size_t max_pending;     /* entries applied but not yet in LMDB; KCP_ETOOMANY past it
                                (default 100,000) */
     size_t max_batch;       /* entries in one LMDB transaction (default 10,000) */
     bool retain_entries;    /* keep every applied entry in LMDB until kcp_store_trim_retained
@@ -173,7 +173,8 @@ typedef void (*kcp_store_close_cb)(void *data);
  */
 void kcp_store_close(struct kcp_store *s, kcp_store_close_cb cb, void *data);
 
-/* The latest durable revision: what GET/LIST with revision 0 reflect; use it for BOOKMARKs. */
+/* The latest durable revision: what GET/LIST with revision 0 reflect; use it for BOOKMARKs.
+ * (Deferred durability: durable in the proposer's log, perhaps not yet in LMDB.) */
 uint64_t kcp_store_revision(const struct kcp_store *s);
 
 struct kcp_store_stats {
@@ -184,7 +185,9 @@ struct kcp_store_stats {
     uint64_t fsyncs;          /* durable commits: one per batch (see docs/STORE.md) */
     uint64_t bytes_written;   /* logical bytes put into LMDB (keys, records, meta) */
     uint64_t objects;         /* in the cache */
-    uint64_t pending;         /* applied, not yet durable */
+    uint64_t pending;         /* applied, not yet durable (not yet visible) */
+    uint64_t unsynced;        /* deferred: visible, not yet in LMDB */
+    uint64_t synced;          /* index of the last entry whose LMDB commit is durable */
     uint64_t watchers;
     uint64_t history_events;
     uint64_t history_bytes;
@@ -260,6 +263,31 @@ struct kcp_store_proposer {
 void kcp_store_set_proposer(struct kcp_store *s, struct kcp_store_proposer *p);
 
 /*
+ * Deferred durability, for a proposer that applies only entries already durable in a log of
+ * its own (Raft: apply stops at min(commit, persisted)), so that the log, not LMDB, is what
+ * makes a write durable. interval_ms > 0: an applied entry is published (cache, watchers,
+ * applied hook, its request's callback) at the next loop turn without waiting for LMDB, and
+ * entries reach LMDB in one synced transaction every interval_ms (sooner past max_batch, after
+ * kcp_store_flush, and at close), instead of one per batch of writers. A crash loses what LMDB
+ * did not get: the store reopens at kcp_store_synced(), and the proposer must be able to apply
+ * every later entry again (so its log must not be compacted past kcp_store_synced()). LMDB's
+ * own commit stays fully synced: the file is consistent after a power loss at any point.
+ * 0 (the default): each entry is published once its batch is durable in LMDB. Call it only
+ * while the store is idle (kcp_store_idle).
+ */
+void kcp_store_set_deferred(struct kcp_store *s, uint32_t interval_ms);
+/*
+ * The index of the last entry whose LMDB commit is durable: what a reopen comes back to. Equal
+ * to kcp_store_revision() unless deferred (then at most one interval behind, or further if the
+ * disk is slow).
+ */
+uint64_t kcp_store_synced(const struct kcp_store *s);
+/* Deferred: writes every entry visible now to LMDB without waiting for the interval (a caller
+ * that needs kcp_store_synced() to reach kcp_store_revision(), e.g. before compacting its log,
+ * calls it and checks again on a later loop turn). A no-op otherwise. */
+void kcp_store_flush(struct kcp_store *s);
+
+/*
  * Applies a committed entry at index (> the last index handed to apply; gaps are allowed, e.g.
  * for Raft's own entries). The entry is copied. req may be NULL (a peer's entry). Apply is total:
  * an entry that does not decode still consumes its index and every op fails with
@@ -296,10 +324,11 @@ void kcp_store_set_applied_hook(struct kcp_store *s, kcp_store_applied_cb cb, vo
  * retention began, moved up by trims.
  *
  * Calls cb, synchronously and in index order, for at most limit retained entries with an index
- * above `after`, up to the durable revision. entry bytes and result are borrowed for the call
- * (copy what you keep); result->ops have err and applied only (prev and obj are NULL); an entry
- * that does not decode has nops 0 and err KCP_EBADREQUEST. *out_last (may be NULL) receives the
- * last index delivered, or `after` if none. Returns 0, KCP_EGONE if entries after `after` were
+ * above `after`, up to the durable revision (deferred durability: the entries published but not
+ * yet in LMDB come from memory, after the table's). entry bytes and result are borrowed for the
+ * call (copy what you keep); result->ops have err and applied only (prev and obj are NULL); an
+ * entry that does not decode has nops 0 and err KCP_EBADREQUEST. *out_last (may be NULL) receives
+ * the last index delivered, or `after` if none. Returns 0, KCP_EGONE if entries after `after` were
  * never retained or were trimmed (after < floor), KCP_EINVAL without retain_entries, KCP_EIO,
  * or cb's non-zero return. A short read transaction on the loop thread; safe while a batch
  * commits.
@@ -316,8 +345,9 @@ int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_st
 void kcp_store_trim_retained(struct kcp_store *s, uint64_t upto);
 
 /*
- * True when nothing is waiting for the disk: no entry applied but not yet durable and no batch
- * being committed (kcp_store_stats().pending == 0). kcp_store_install needs it. The last entry
+ * True when nothing is waiting for the disk: no entry applied but not yet durable, none
+ * published but not yet in LMDB (deferred), and no batch being committed. kcp_store_install
+ * needs it (deferred: kcp_store_flush, then ask again on a later loop turn). The last entry
  * of a batch is published (applied hook, proposer callback) while its batch still counts as in
  * flight: from inside those callbacks the store is never idle; ask again on a later loop turn.
  */

@@ -31,6 +31,7 @@ struct kcp_api {
     size_t max_watchers;
     kcp_api_barrier_fn barrier;
     void *barrier_data;
+    kcp_api_barrier_fn write_barrier;
     size_t nwatchers;
     struct api_watch *watches; /* open streams, for shutdown */
     char *openapi_v2;          /* inflated once, on first request */
@@ -78,6 +79,12 @@ struct api_req {
     uint64_t rv_deadline_ms;  /* a read of a future resourceVersion waits until then */
     void (*retry)(struct api_req *r); /* re-runs the verb after a conflict it caused itself */
     bool managed_set;         /* managedFields are decided (apply): the pipeline keeps them */
+    /* The write barrier answered from local state (KCP_API_BARRIER_LOCAL) and no entry of the
+     * request has been applied since: a response waits in `parked` for the full barrier. */
+    bool unconfirmed;
+    int parked_code;
+    const char *parked_type; /* borrowed: responses name their type with string literals */
+    struct kcp_buf parked;
 };
 
 /* ---- server.c: request lifecycle ---- */

@@ -161,16 +161,64 @@ void api_respond_success(struct api_req *r, const char *name, const char *uid)
     respond_status(r, 200, st);
 }
 
-void api_respond_json_text(struct api_req *r, int code, const char *content_type,
-                           const char *json, size_t len)
+static void send_now(struct api_req *r, int code, const char *content_type, const char *body,
+                     size_t len)
+{
+    api_emit_warnings(r);
+    kcp_http_respond(r->res, code, content_type, body, len);
+    api_req_finish(r);
+}
+
+static void confirm_on_done(void *data, int status)
+{
+    struct api_req *r = data;
+    r->in_store = false;
+    r->unconfirmed = false;
+    if (r->gone || !r->res) {
+        api_req_finish(r);
+        return;
+    }
+    if (status != 0) {
+        kcp_buf_reset(&r->parked);
+        return api_fail(r, status, NULL, NULL,
+                        status == KCP_EUNAVAILABLE
+                            ? "the cluster has no leader: cannot answer consistently"
+                            : "timed out waiting for the cluster to confirm the answer");
+    }
+    send_now(r, r->parked_code, r->parked_type, r->parked.data, r->parked.len);
+}
+
+/*
+ * Every response goes out here. One to a write that read local state the leader did not confirm
+ * (api_req.unconfirmed) and whose own entry was never applied is held until the full barrier
+ * confirms that this server still leads: were it deposed, the state it read could miss writes
+ * acknowledged by its successor, and a 404 or a failed precondition read from it would be wrong.
+ * (Answers taken from an applied entry need no such round: the entry committed after every
+ * write acknowledged before it.)
+ */
+static void respond_send(struct api_req *r, int code, const char *content_type, const char *body,
+                         size_t len)
 {
     if (r->gone || !r->res) {
         api_req_finish(r);
         return;
     }
-    api_emit_warnings(r);
-    kcp_http_respond(r->res, code, content_type, json, len);
-    api_req_finish(r);
+    if (r->unconfirmed && !r->in_store && r->api->barrier) {
+        r->parked_code = code;
+        r->parked_type = content_type;
+        kcp_buf_reset(&r->parked);
+        kcp_buf_append(&r->parked, body, len);
+        r->in_store = true; /* keeps r alive if the client leaves meanwhile */
+        r->api->barrier(r->api->barrier_data, confirm_on_done, r);
+        return;
+    }
+    send_now(r, code, content_type, body, len);
+}
+
+void api_respond_json_text(struct api_req *r, int code, const char *content_type,
+                           const char *json, size_t len)
+{
+    respond_send(r, code, content_type, json, len);
 }
 
 static void respond_table(struct api_req *r, int code, const json_t *obj)
@@ -225,15 +273,8 @@ void api_respond_object(struct api_req *r, int code, const json_t *obj)
     } else {
         kcp_codec_json_write(&b, obj);
     }
-    if (r->gone || !r->res) {
-        kcp_buf_free(&b);
-        api_req_finish(r);
-        return;
-    }
-    api_emit_warnings(r);
-    kcp_http_respond(r->res, code, ct, b.data, b.len);
+    respond_send(r, code, ct, b.data, b.len);
     kcp_buf_free(&b);
-    api_req_finish(r);
 }
 
 void api_respond_stored(struct api_req *r, int code, const struct kcp_obj *obj)

@@ -20,6 +20,7 @@ static void req_free(struct api_req *r)
     json_decref(r->obj);
     json_decref(r->warnings);
     kcp_buf_free(&r->key);
+    kcp_buf_free(&r->parked);
     free(r);
 }
 
@@ -104,7 +105,9 @@ static void run_verb(struct api_req *r);
  * whichever server it lands (upstream's "most recent" semantics): it waits for the barrier.
  * So does every write: it reads the current object (or the namespace) before it proposes,
  * and on a follower that has not yet applied a create acknowledged elsewhere it would answer
- * 404. Reads at a given resourceVersion are served from the local store as they are.
+ * 404. A write takes the write barrier, which on the leader needs no network round (see
+ * kcp_api_config.write_barrier; respond.c holds back answers it did not confirm). Reads at a
+ * given resourceVersion are served from the local store as they are.
  */
 static bool needs_barrier(struct api_req *r)
 {
@@ -123,6 +126,10 @@ static void barrier_on_done(void *data, int status)
     if (r->gone) {
         req_free(r);
         return;
+    }
+    if (status == KCP_API_BARRIER_LOCAL) {
+        r->unconfirmed = true;
+        status = 0;
     }
     if (status != 0)
         return api_fail(r, status, NULL, NULL,
@@ -161,8 +168,12 @@ static void dispatch_resource(struct api_req *r)
         if (p->namespace_ == NULL && r->rsrc->namespaced && r->verb == API_VERB_DELETECOLLECTION)
             return not_found(r);
     if (needs_barrier(r)) {
+        bool write =
+            r->verb != API_VERB_GET && r->verb != API_VERB_LIST && r->verb != API_VERB_WATCH;
         r->in_store = true; /* keeps r alive if the client leaves meanwhile */
-        r->api->barrier(r->api->barrier_data, barrier_on_done, r);
+        kcp_api_barrier_fn fn =
+            write && r->api->write_barrier ? r->api->write_barrier : r->api->barrier;
+        fn(r->api->barrier_data, barrier_on_done, r);
         return;
     }
     run_verb(r);
@@ -217,6 +228,7 @@ int kcp_api_new(struct kcp_api **out, const struct kcp_api_config *cfg)
     api->max_watchers = cfg->max_watchers ? cfg->max_watchers : 10000;
     api->barrier = cfg->barrier;
     api->barrier_data = cfg->barrier_data;
+    api->write_barrier = cfg->barrier ? cfg->write_barrier : NULL;
     kcp_http_route(cfg->http, "/api", true, api_on_request, api);
     kcp_http_route(cfg->http, "/apis", true, api_on_request, api);
     kcp_http_route(cfg->http, "/openapi", true, api_openapi_on_request, api);

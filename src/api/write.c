@@ -18,6 +18,9 @@ static void store_on_done(struct kcp_store_req *sreq, int status, const struct k
 {
     struct api_req *r = sreq->data;
     r->in_store = false;
+    /* The request's own entry was applied (or it failed for a reason that is no statement
+     * about the state): what follows is decided after every write acknowledged before it. */
+    r->unconfirmed = false;
     if (r->gone) {
         api_req_finish(r);
         return;

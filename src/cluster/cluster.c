@@ -406,6 +406,8 @@ static void finish_close(struct kcp_cluster *c)
 {
     c->closing = true;
     kcp_store_set_proposer(c->store, NULL);
+    /* Without the log in front, what the store publishes must be in LMDB first again. */
+    kcp_store_set_deferred(c->store, 0);
     cluster_props_fail_all(c, KCP_ECLOSED);
     while (c->reads) {
         struct cl_read *r = c->reads;

@@ -27,6 +27,12 @@
 #define CLUSTER_SNAPSHOT_EVERY 10000
 /* Client writes waiting to be applied (the store's own queue is behind this one). */
 #define CLUSTER_MAX_PROPOSALS 10000
+/*
+ * The Raft log is the durable copy of every applied entry, so the store publishes entries at
+ * once and commits LMDB (fully synced) only this often (kcp_store_set_deferred); a restart
+ * applies the entries after its last commit again from the log.
+ */
+#define CLUSTER_STORE_SYNC_MS 1000
 
 /*
  * Payload of a Raft NORMAL entry: version byte 1, the proposing server's id and its sequence
@@ -55,6 +61,8 @@ struct cl_read {
     uint64_t deadline_ms;
     bool asked;     /* READ stepped and accepted; waiting for its result */
     bool has_index; /* the leader answered: wait until applied >= index */
+    bool local;     /* a write barrier answered from the leader's own commit index, */
+    uint64_t term;  /* ... in this term */
     uint64_t index;
     uint64_t need_rev; /* store revision to wait for, once applied >= index */
     int status;        /* set when done; reported from the kick */
@@ -109,6 +117,8 @@ struct kcp_cluster {
     uv_timer_t tick;     /* housekeeping */
     uv_idle_t kick;      /* finished reads are reported from here, never synchronously */
     bool kick_active;
+    bool persist_due; /* log writes completed: step PERSISTED with the last from the kick */
+    uint64_t persist_index, persist_term;
     int handles_open;
 
     enum kcp_raft_role role;

@@ -31,10 +31,16 @@ static void log_on_persisted(struct cl_logstore *ls, int status, void *data)
                     kcp_error_message(status));
         c->failed = true;
     } else if (!c->closing) {
-        struct kcp_raft_event ev = {.type = KCP_RAFT_EV_PERSISTED};
-        ev.persisted.index = p->index;
-        ev.persisted.term = p->term;
-        cluster_step(c, &ev);
+        /*
+         * The appends of one batch complete together, one callback each: the core hears only
+         * of the last, once, from the kick (a later report implies the earlier ones, and one
+         * that a truncation made stale is ignored). One step then sends one acknowledgement
+         * (follower) or commits once (leader) for the whole batch.
+         */
+        c->persist_due = true;
+        c->persist_index = p->index;
+        c->persist_term = p->term;
+        cluster_kick(c);
     }
     free(p);
 }
@@ -220,6 +226,7 @@ static void carry_out(struct kcp_cluster *c, const struct kcp_raft_update *u)
             }
     if (u->role_changed || c->leader_id != u->leader_id)
         role_changed(c, u);
+    c->term = u->term; /* write barriers compare it (kick_on_idle) */
     if (u->role_changed || u->n_entries || config)
         cluster_roster_sync(c);
     for (size_t i = 0; i < u->n_caught_up && c->npromote < KCP_RAFT_MAX_SERVERS; i++)
@@ -342,7 +349,14 @@ static int cluster_propose(struct kcp_store_proposer *sp, struct kcp_store *s, c
     c->props_tail = &p->next;
     c->nprops++;
     int rc = prop_send(c, p);
-    if (rc != 0 && rc != KCP_EUNAVAILABLE) {
+    /*
+     * Refused by this server while it leads (a leadership transfer, a failed log): the client
+     * hears 503 now rather than the write waiting for the next leader. A write built on state
+     * its leader read without confirming its leadership (kcp_cluster_write_barrier) must be
+     * appended by that leader in that term or not at all: only then does its committing prove
+     * that no write acknowledged elsewhere was missing from what it read.
+     */
+    if (rc != 0 && (rc != KCP_EUNAVAILABLE || c->leader_id == c->id)) {
         prop_take(c, p->seq);
         free(p->payload);
         free(p);
@@ -357,6 +371,10 @@ void cluster_proposer_init(struct kcp_cluster *c)
     c->proposer.propose = cluster_propose;
     c->proposer.data = c;
     kcp_store_set_proposer(c->store, &c->proposer);
+    /* Entries reach the store only once durable in this log (apply stops at min(commit,
+     * persisted)): the store need not sync each one again. Snapshots and compaction wait for
+     * kcp_store_synced (snapshot.c), so the log always holds what LMDB may lack. */
+    kcp_store_set_deferred(c->store, CLUSTER_STORE_SYNC_MS);
 }
 
 void cluster_props_retry(struct kcp_cluster *c)
@@ -426,7 +444,7 @@ void cluster_props_fail_all(struct kcp_cluster *c, int status)
 
 /* ---- reads --------------------------------------------------------------------------- */
 
-void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+static struct cl_read *read_new(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
 {
     struct cl_read *r = kcp_calloc(1, sizeof(*r));
     r->token = ++c->next_token;
@@ -435,6 +453,48 @@ void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void 
     r->deadline_ms = cluster_now(c) + CLUSTER_READ_TIMEOUT_MS;
     r->next = c->reads;
     c->reads = r;
+    return r;
+}
+
+/*
+ * A leader's commit index covers every entry committed anywhere once the first entry of its
+ * own term is committed (before that, entries of earlier terms may be committed without its
+ * knowing: ReadIndex waits for the same thing, §6.4). The entry at the commit index being of
+ * the current term says exactly that.
+ */
+static bool leader_commit(struct kcp_cluster *c, uint64_t *out)
+{
+    struct kcp_raft_status st;
+    uint64_t term;
+    if (c->role != KCP_RAFT_LEADER || c->transferring || c->closing)
+        return false;
+    kcp_raft_status(c->raft, &st);
+    if (st.role != KCP_RAFT_LEADER || kcp_raft_term_at(c->raft, st.commit, &term) != 0 ||
+        term != st.term)
+        return false;
+    *out = st.commit;
+    return true;
+}
+
+void kcp_cluster_write_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+{
+    uint64_t commit;
+    if (!leader_commit(c, &commit)) {
+        kcp_cluster_barrier(c, cb, data);
+        return;
+    }
+    struct cl_read *r = read_new(c, cb, data);
+    r->local = true;
+    r->term = c->term;
+    r->has_index = true;
+    r->index = commit;
+    cluster_reads_check(c); /* usually done at once: the store has published up to commit */
+    cluster_kick(c);
+}
+
+void kcp_cluster_barrier(struct kcp_cluster *c, kcp_cluster_barrier_cb cb, void *data)
+{
+    struct cl_read *r = read_new(c, cb, data);
     if (c->closing) {
         r->done = true;
         r->status = KCP_ECLOSED;
@@ -473,7 +533,7 @@ void cluster_reads_check(struct kcp_cluster *c)
                 r->need_rev = c->last_normal ? c->last_normal : 1;
             if (kcp_store_revision(c->store) >= r->need_rev || c->last_normal == 0) {
                 r->done = true;
-                r->status = 0;
+                r->status = r->local ? KCP_CLUSTER_BARRIER_LOCAL : 0;
                 any = true;
                 continue;
             }
@@ -495,6 +555,29 @@ static void kick_on_idle(uv_idle_t *idle)
     struct kcp_cluster *c = idle->data;
     uv_idle_stop(idle);
     c->kick_active = false;
+    if (c->persist_due && !c->closing) {
+        struct kcp_raft_event ev = {.type = KCP_RAFT_EV_PERSISTED};
+        c->persist_due = false;
+        ev.persisted.index = c->persist_index;
+        ev.persisted.term = c->persist_term;
+        cluster_step(c, &ev);
+    }
+    /*
+     * A write barrier answered from this leader's commit index holds only while it still leads
+     * in the same term: the write it lets through proposes at once, in that term, and if the
+     * term is gone it must not go ahead on what was read (it could commit under a later
+     * leader without proving anything). It becomes a full ReadIndex barrier instead.
+     */
+    bool reask = false;
+    for (struct cl_read *r = c->reads; r; r = r->next)
+        if (r->done && r->local && r->status == KCP_CLUSTER_BARRIER_LOCAL &&
+            (c->role != KCP_RAFT_LEADER || c->term != r->term)) {
+            r->done = r->local = r->has_index = r->asked = false;
+            r->need_rev = 0;
+            reask = true;
+        }
+    if (reask && !c->closing)
+        cluster_reads_retry(c);
     /* Unlink first: a callback may start another barrier. */
     struct cl_read *done = NULL;
     for (struct cl_read **pp = &c->reads; *pp;) {

@@ -36,14 +36,22 @@ void cluster_snapshot_tick(struct kcp_cluster *c)
     if (c->installing || c->failed)
         return;
     if (!c->snap_want_index) {
-        if (c->applied < c->snap_index + c->snap_every)
+        if (c->applied < c->snap_index + c->snap_every || c->last_normal <= c->snap_index)
             return;
-        /* The state at applied is the store's at its last entry at or below it. */
-        c->snap_want_index = c->applied;
+        /*
+         * At the last store entry, not at applied: the log is compacted only up to what LMDB
+         * holds durably, and a restart that finds LMDB below the snapshot's index takes it for
+         * an install cut short (cluster.c). Raft's own entries after it stay in the log.
+         */
+        c->snap_want_index = c->last_normal;
         c->snap_want_rev = c->last_normal;
     }
-    if (kcp_store_revision(c->store) < c->snap_want_rev)
-        return; /* not yet durable in the store: try on a later tick */
+    /* The store publishes before LMDB has an entry (kcp_store_set_deferred): the log must keep
+     * everything LMDB may lack, so compaction waits until the store's commit is durable. */
+    if (kcp_store_synced(c->store) < c->snap_want_rev) {
+        kcp_store_flush(c->store);
+        return; /* try on a later tick */
+    }
     uint64_t index = c->snap_want_index, rev = c->snap_want_rev, bytes = 0;
     c->snap_want_index = c->snap_want_rev = 0;
     char *path = snap_path(c, index);
@@ -229,8 +237,12 @@ int cluster_install_file(struct kcp_cluster *c, uint64_t index)
 
 void cluster_install_try(struct kcp_cluster *c)
 {
-    if (!c->installing || !c->install_pending_store || !kcp_store_idle(c->store))
+    if (!c->installing || !c->install_pending_store)
         return;
+    if (!kcp_store_idle(c->store)) {
+        kcp_store_flush(c->store); /* published entries must reach LMDB first */
+        return;
+    }
     int rc = cluster_install_file(c, c->install_index);
     if (rc == KCP_ECONFLICT)
         return; /* entries still in flight: the next tick */

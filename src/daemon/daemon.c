@@ -156,6 +156,12 @@ static void api_barrier(void *barrier_data, kcp_api_barrier_cb cb, void *data)
     kcp_cluster_barrier(barrier_data, cb, data);
 }
 
+static void api_write_barrier(void *barrier_data, kcp_api_barrier_cb cb, void *data)
+{
+    _Static_assert(KCP_CLUSTER_BARRIER_LOCAL == KCP_API_BARRIER_LOCAL, "same status");
+    kcp_cluster_write_barrier(barrier_data, cb, data);
+}
+
 static int http_start(struct kcp_task *task, struct kcp_loop *loop)
 {
     struct daemon *d = task->data;
@@ -163,7 +169,8 @@ static int http_start(struct kcp_task *task, struct kcp_loop *loop)
                                 .http = d->http,
                                 .store = d->store,
                                 .barrier = api_barrier,
-                                .barrier_data = d->cluster};
+                                .barrier_data = d->cluster,
+                                .write_barrier = api_write_barrier};
     int rc = kcp_api_new(&d->api, &ac);
     if (rc != 0)
         return rc;

@@ -458,6 +458,7 @@ static void reset_out(struct kcp_raft *r, struct kcp_raft_update *out)
 static void finish(struct kcp_raft *r, struct kcp_raft_update *out)
 {
     struct raft_out *o = &r->out;
+    raft_notify_commit(r);
     if (r->role == KCP_RAFT_LEADER && o->read_broadcast)
         raft_broadcast_heartbeat(r, r->read_seq);
     raft_reads_advance(r);

@@ -143,6 +143,7 @@ void raft_become_leader(struct kcp_raft *r)
     raft_progress_reset(r);
     r->heartbeat_deadline = r->now + r->o.heartbeat_ms;
     r->quorum_deadline = r->now + r->o.election_timeout_ms;
+    r->commit_sent = r->commit;
     /* §6.4 and §4.1's fix: an entry of our own term, committed, settles what came before. */
     r->noop_index = raft_append_local(r, KCP_RAFT_ENTRY_NOOP, (struct kcp_raft_buf){NULL, 0});
     raft_broadcast_append(r);

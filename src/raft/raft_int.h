@@ -115,7 +115,8 @@ struct kcp_raft {
     /* leader */
     struct raft_progress *prs;
     size_t n_prs;
-    uint64_t noop_index; /* first entry of this term; commitment of it gates reads and changes */
+    uint64_t noop_index;  /* first entry of this term; commitment of it gates reads and changes */
+    uint64_t commit_sent; /* highest commit index sent to the followers (raft_notify_commit) */
     uint64_t transfer_target, transfer_deadline;
     bool transfer_sent;
 
@@ -206,6 +207,8 @@ void raft_recv_heartbeat(struct kcp_raft *r, const struct kcp_raft_msg *m);
 void raft_recv_heartbeat_resp(struct kcp_raft *r, const struct kcp_raft_msg *m);
 void raft_persisted(struct kcp_raft *r, uint64_t index, uint64_t term);
 void raft_maybe_commit(struct kcp_raft *r);
+/* At the end of a step: followers learn a commit index that moved (replication.c). */
+void raft_notify_commit(struct kcp_raft *r);
 void raft_collect_committed(struct kcp_raft *r, struct kcp_raft_update *out);
 bool raft_progress_caught_up(const struct kcp_raft *r, const struct raft_progress *p);
 

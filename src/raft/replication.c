@@ -261,6 +261,30 @@ void raft_maybe_commit(struct kcp_raft *r)
     raft_config_committed(r);
 }
 
+/*
+ * A commit index that moved goes to the followers in the same step: they apply, and answer
+ * the clients whose writes they forwarded, without waiting for the next heartbeat or write
+ * (up to heartbeat_ms later). An AppendEntries the step sends anyway carries it; otherwise an
+ * empty one does, which also checks the follower's log like any other.
+ */
+void raft_notify_commit(struct kcp_raft *r)
+{
+    if (r->role != KCP_RAFT_LEADER || r->commit <= r->commit_sent)
+        return;
+    r->commit_sent = r->commit;
+    for (size_t i = 0; i < r->n_prs; i++) {
+        struct raft_progress *p = &r->prs[i];
+        bool carried = false;
+        for (size_t k = 0; k < r->out.n_msgs && !carried; k++) {
+            const struct kcp_raft_msg *m = &r->out.msgs[k];
+            carried =
+                m->to == p->id && m->type == KCP_RAFT_MSG_APPEND && m->append.commit >= r->commit;
+        }
+        if (!carried && p->id != r->id)
+            raft_send_append(r, p, true);
+    }
+}
+
 void raft_collect_committed(struct kcp_raft *r, struct kcp_raft_update *out)
 {
     /* Apply only what is durable here too, so a restart never finds applied > log. */

@@ -34,8 +34,8 @@ int kcp_store_propose(struct kcp_store *s, const void *entry, size_t len, struct
     int rc = writable(s);
     if (rc != 0)
         return rc;
-    /* Bounded memory: entries waiting for the disk are held in full. */
-    if (s->npending + (s->inflight ? s->inflight->n : 0) >= s->opts.max_pending)
+    /* Bounded memory: entries waiting for LMDB are held in full. */
+    if (store_queued(s) >= s->opts.max_pending)
         return KCP_ETOOMANY;
     if ((rc = kcp_store_entry_decode(&e, entry, len)) != 0)
         return rc;

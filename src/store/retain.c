@@ -163,9 +163,52 @@ void kcp_store_trim_retained(struct kcp_store *s, uint64_t upto)
         s->trim_to = upto;
 }
 
+/* One published entry from memory, as the table would give it (err and applied only). */
+static int retained_mem(struct store_applied *a, kcp_store_retained_cb cb, void *ctx,
+                        struct kcp_store_op_result **ops, size_t *ops_cap)
+{
+    size_t n = a->result.nops;
+    if (n > *ops_cap) {
+        *ops_cap = n;
+        *ops = kcp_realloc(*ops, n * sizeof(**ops));
+    }
+    struct kcp_store_result res = a->result;
+    for (size_t i = 0; i < n; i++)
+        (*ops)[i] =
+            (struct kcp_store_op_result){.err = a->ops[i].err, .applied = a->ops[i].applied};
+    res.ops = *ops;
+    return cb(ctx, a->index, a->bytes, a->len, &res);
+}
+
+/*
+ * Deferred durability: the entries after the table's come from the batch being written and the
+ * unsynced queue (index order, both still ours on the loop thread; the worker only reads them).
+ */
+static int retained_from_memory(struct kcp_store *s, size_t limit, size_t n,
+                                kcp_store_retained_cb cb, void *ctx, uint64_t *last,
+                                struct kcp_store_op_result **ops, size_t *ops_cap)
+{
+    struct store_applied *lists[2] = {
+        s->inflight && s->inflight->deferred ? s->inflight->head : NULL, s->unsynced};
+    for (int l = 0; l < 2; l++)
+        for (struct store_applied *a = lists[l]; a && (!limit || n < limit); a = a->next) {
+            if (a->index <= *last)
+                continue;
+            if (a->index > s->durable)
+                return 0;
+            int rc = retained_mem(a, cb, ctx, ops, ops_cap);
+            if (rc != 0)
+                return rc;
+            *last = a->index;
+            n++;
+        }
+    return 0;
+}
+
 int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_store_retained_cb cb,
                        void *ctx, uint64_t *out_last)
 {
+    uint64_t last = after;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -235,10 +278,16 @@ int kcp_store_retained(struct kcp_store *s, uint64_t after, size_t limit, kcp_st
         size_t off = head + 2 * (size_t)nops;
         if ((rc = cb(ctx, idx, p + off, v.mv_size - off, &res)) != 0)
             goto done;
+        last = idx;
         if (out_last)
             *out_last = idx;
     }
     rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : KCP_EIO;
+    if (rc == 0 && (!limit || n < limit)) {
+        rc = retained_from_memory(s, limit, n, cb, ctx, &last, &ops, &ops_cap);
+        if (out_last)
+            *out_last = last;
+    }
 done:
     if (cur)
         mdb_cursor_close(cur);

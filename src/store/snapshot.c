@@ -51,7 +51,7 @@ static uint64_t get64(const unsigned char *p)
 
 bool kcp_store_idle(const struct kcp_store *s)
 {
-    return !s->pending && !s->inflight;
+    return !s->pending && !s->inflight && !s->unsynced;
 }
 
 void kcp_store_set_install_hook(struct kcp_store *s, kcp_store_install_cb cb, void *data)
@@ -404,7 +404,7 @@ int kcp_store_install(struct kcp_store *s, uint64_t index, const char *path)
     s->cache = fresh;
     store_history_free(&s->hist);
     store_history_init(&s->hist, s->opts.history_events, s->opts.history_bytes, index);
-    s->durable = s->tail = s->delivered = index;
+    s->durable = s->tail = s->delivered = s->synced = index;
     if (s->opts.retain_entries && s->trim_to < index)
         s->trim_to = index;
     s->st.batches++;

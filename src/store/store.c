@@ -57,14 +57,17 @@ int kcp_store_open(struct kcp_store **out, struct kcp_loop *loop, const char *di
     }
     if ((rc = store_lmdb_open(s, dir)) != 0)
         goto done;
-    s->tail = s->delivered = s->durable;
+    s->tail = s->delivered = s->synced = s->durable;
+    s->unsynced_last = &s->unsynced;
     store_history_init(&s->hist, s->opts.history_events, s->opts.history_bytes, s->durable);
     if (uv_idle_init(&loop->uv, &s->kick) != 0) {
         store_history_free(&s->hist);
         rc = KCP_EIO;
         goto done;
     }
-    s->kick.data = s;
+    uv_timer_init(&loop->uv, &s->defer_timer);
+    s->kick.data = s->defer_timer.data = s;
+    s->handles_open = 2;
     KCP_LOG_V(1, "store", "opened %s at revision %llu with %zu objects", dir,
               (unsigned long long)s->durable, s->cache.count);
     *out = s;
@@ -101,7 +104,9 @@ void kcp_store_stats(const struct kcp_store *s, struct kcp_store_stats *out)
     *out = s->st;
     out->revision = s->durable;
     out->objects = s->cache.count;
-    out->pending = s->npending + (s->inflight ? s->inflight->n : 0);
+    out->pending = s->npending + (s->inflight && !s->inflight->deferred ? s->inflight->n : 0);
+    out->unsynced = s->nunsynced + (s->inflight && s->inflight->deferred ? s->inflight->n : 0);
+    out->synced = s->synced;
     out->watchers = s->nwatches;
     out->history_events = s->hist.count;
     out->history_bytes = s->hist.bytes;

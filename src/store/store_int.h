@@ -87,6 +87,7 @@ struct store_batch {
     size_t n;
     uint64_t last_index;
     uint64_t trim_to; /* retained entries up to here are deleted in this transaction */
+    bool deferred;    /* its entries were published before it was written */
     /* Written by the worker, read after it. */
     int rc;
     uint64_t bytes;
@@ -166,6 +167,18 @@ struct kcp_store {
     uv_idle_t kick;               /* starts batches, replays and the close at the next turn */
     bool kick_active;
     int failed; /* a commit failed: writes stop (never diverge) */
+    int handles_open;
+    uint64_t synced; /* last index whose LMDB commit is durable: where a restart comes back */
+
+    /*
+     * Deferred durability (kcp_store_set_deferred): the proposer's log is the durable copy, so
+     * entries are published at the next loop turn and reach LMDB later, many per transaction.
+     */
+    uint32_t defer_ms;                               /* 0: off */
+    struct store_applied *unsynced, **unsynced_last; /* published, not yet in a batch */
+    size_t nunsynced;
+    uint64_t flush_upto; /* kcp_store_flush: commit at once until synced reaches this */
+    uv_timer_t defer_timer;
 
     struct store_history hist;
     struct kcp_store_watch *watches; /* doubly linked, newest first */
@@ -200,6 +213,9 @@ void store_applied_free(struct store_applied *a);
 
 /* commit.c: group commit and publication. */
 void store_commit_start(struct kcp_store *s);
+/* Entries written to LMDB in a batch (the pending or, deferred, the unsynced queue) and in
+ * flight: what propose counts against max_pending. */
+size_t store_queued(const struct kcp_store *s);
 /* Fails every pending entry (writes stop): after a commit error. */
 void store_fail(struct kcp_store *s, int err, struct store_applied *batch_head);
 

@@ -128,7 +128,7 @@ class Session:
     def __init__(self):
         self.conns = {}
 
-    def call(self, node, method, path, body=None, timeout=15.0):
+    def call(self, node, method, path, body=None, timeout=15.0, ctype="application/json"):
         c = self.conns.pop(node.name, None)
         if c is None:
             c = node.client().conn(timeout)
@@ -143,7 +143,7 @@ class Session:
         data = None
         if body is not None:
             data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = ctype
         try:
             c.request(method, path, body=data, headers=headers)
             r = c.getresponse()

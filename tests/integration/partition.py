@@ -8,7 +8,8 @@ the next leader, hold them without forwarding a byte ("pause": a link that loses
 what waited is delivered after the heal). Each round checks:
   - the old leader cannot commit: a create sent to it fails or times out (within 15 s), and the
     object never appears anywhere, also after the heal
-  - a read without resourceVersion on the old leader does not answer stale data
+  - a read without resourceVersion on the old leader does not answer stale data, nor does a
+    write that reads (a patch of an object created by the majority is not answered 404)
   - the old leader stops calling itself leader (CheckQuorum)
   - the other two elect a new leader within a few seconds (time printed) and accept writes
     through both of them
@@ -115,6 +116,13 @@ def round_(cl, rep, rnd, mode, acked):
         r = Session().call(old, "GET", cm_path(), timeout=15)
         rep.check(f"{tag}: a list without resourceVersion on the isolated old leader is refused",
                   r.outcome != "answered" or r.status != 200, repr(r)[:200])
+        # A write reads local state without a heartbeat round on a leader: the 404 the old
+        # leader finds for the new object must wait for a round it cannot complete.
+        r = Session().call(old, "PATCH", cm_path(new_names[0]), {"data": {"b": "2"}},
+                           timeout=15, ctype="application/merge-patch+json")
+        rep.check(f"{tag}: a patch on the isolated old leader of an object created by the "
+                  f"majority is refused, not answered 404 or 200",
+                  r.outcome != "answered" or r.status not in (200, 404), repr(r)[:200])
 
     wt.join(40)
     r = old_res.get("r")

@@ -282,6 +282,46 @@ static void test_commit_needs_durable_majority(void **state)
     h_free(&h);
 }
 
+/* A commit index that moves reaches every follower in the same step, not with the next write. */
+static void test_commit_notified(void **state)
+{
+    struct h h;
+    h_lead3(&h);
+    struct kcp_raft_msg ok = {.type = KCP_RAFT_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 2};
+    ok.append_resp.index = 2;
+    assert_int_equal(recv(&h, ok), 0);
+    assert_int_equal(st(&h).commit, 1);
+    ok.from = 3;
+    assert_int_equal(recv(&h, ok), 0); /* the no-op commits (two followers are a majority) */
+    assert_int_equal(st(&h).commit, 2);
+    for (uint64_t to = 2; to <= 3; to++) {
+        const struct kcp_raft_msg *m = msg(&h, KCP_RAFT_MSG_APPEND, to);
+        assert_non_null(m);
+        assert_int_equal(m->append.commit, 2);
+        assert_int_equal(m->append.n_entries, 0);
+        assert_int_equal(m->append.prev_index, 2);
+    }
+    assert_int_equal(persisted(&h, 2, 2), 0);
+    assert_null(msg(&h, KCP_RAFT_MSG_APPEND, 0));
+    assert_int_equal(propose(&h, "x"), 0);
+    assert_int_equal(persisted(&h, 3, 2), 0);
+    assert_null(msg(&h, KCP_RAFT_MSG_APPEND, 0)); /* nothing new is committed */
+    ok.from = 2;
+    ok.append_resp.index = 3;
+    assert_int_equal(recv(&h, ok), 0);
+    assert_int_equal(st(&h).commit, 3);
+    for (uint64_t to = 2; to <= 3; to++) {
+        const struct kcp_raft_msg *m = msg(&h, KCP_RAFT_MSG_APPEND, to);
+        assert_non_null(m);
+        assert_int_equal(m->append.commit, 3);
+        assert_int_equal(m->append.n_entries, 0);
+    }
+    ok.from = 3;
+    assert_int_equal(recv(&h, ok), 0);
+    assert_null(msg(&h, KCP_RAFT_MSG_APPEND, 0)); /* already told */
+    h_free(&h);
+}
+
 static void test_batching_and_pipelining(void **state)
 {
     struct h h;
@@ -792,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_single_voter),
         cmocka_unit_test(test_election),
         cmocka_unit_test(test_commit_needs_durable_majority),
+        cmocka_unit_test(test_commit_notified),
         cmocka_unit_test(test_batching_and_pipelining),
         cmocka_unit_test(test_commit_current_term_only),
         cmocka_unit_test(test_follower_append),

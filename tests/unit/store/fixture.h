@@ -75,6 +75,7 @@ int test_list_run(void);
 int test_watch_run(void);
 int test_snapshot_run(void);
 int test_crash_run(void);
+int test_defer_run(void);
 int test_crash_child(const char *dir, const char *prefix);
 
 #endif

@@ -15,5 +15,6 @@ int main(int argc, char **argv)
     failed += test_watch_run();
     failed += test_snapshot_run();
     failed += test_crash_run();
+    failed += test_defer_run();
     return failed ? 1 : 0;
 }
