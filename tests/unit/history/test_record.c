@@ -165,7 +165,10 @@ static void test_commits_and_conflicts(void **state)
     assert_int_equal(git_revparse_single(&o, repo, "HEAD"), 0);
     git_commit *head = (git_commit *)o;
     assert_int_equal(history_trailer_u64(git_commit_message(head), "Raft-Index"), 4);
-    assert_int_equal(git_tree_entrycount(r.head_tree), 0);
+    git_object *t = NULL;
+    assert_int_equal(git_revparse_single(&t, repo, "HEAD^{tree}"), 0);
+    assert_int_equal(git_tree_entrycount((git_tree *)t), 0);
+    git_object_free(t);
     assert_non_null(strstr(git_commit_message(head), "delete configmaps/default/hist by alice"));
     assert_string_equal(git_commit_author(head)->email, "alice@kcp");
     assert_int_equal(git_commit_author(head)->when.time, 1700000004);
