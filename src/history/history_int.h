@@ -120,6 +120,18 @@ int history_rec_flush(struct history_rec *r);
 /* The main-line commit holding the state as of revision; KCP_ENOTFOUND if none. */
 int history_rec_commit_at(struct history_rec *r, uint64_t revision, git_oid *out);
 
+/* ---- thread.c: the recorder's own thread, at the lowest CPU priority ------------------- */
+
+struct history_thread;
+/* Starts the thread; KCP_EIO if it cannot be created. */
+int history_thread_start(struct history_thread **out, uv_loop_t *loop);
+/* Runs work(arg) on the thread, then done(arg) on the loop. One job at a time: the caller
+ * submits the next one only after done. */
+void history_thread_submit(struct history_thread *t, void (*work)(void *), void (*done)(void *),
+                           void *arg);
+/* Ends the thread (no job may be running) and frees it; closed(data) on the loop after. */
+void history_thread_stop(struct history_thread *t, void (*closed)(void *), void *data);
+
 /* pack.c: the batch's objects in memory (an odb backend), then one pack; every 32, one. */
 int history_pack_open(struct history_rec *r);
 /* Adds an object (unless it exists), as a delta against base (an earlier version) if small. */
