@@ -207,7 +207,7 @@ int history_pack_fold(struct history_rec *r)
         free(pp);
         free(pi);
     }
-    if (rc != 0 || (rc = history_pack_emit(r, false)) != 0) {
+    if (rc != 0 || (rc = history_pack_emit(r)) != 0) {
         history_pack_reset(p); /* the small packs stay, and hold everything */
         goto done;
     }

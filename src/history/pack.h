@@ -39,8 +39,8 @@ struct history_pack {
     size_t n, cap;
     uint32_t *slot; /* open addressing: index + 1, or 0 */
     size_t nslot;
-    z_stream z[3]; /* see compress_into */
-    bool z_ready[3];
+    z_stream z; /* see compress_into in pack.c */
+    bool z_ready;
     struct history_hint *hint;
     size_t nhint, caphint;
 };
@@ -59,8 +59,8 @@ bool history_pack_add(struct history_pack *p, git_object_t type, const void *dat
 unsigned char *history_pack_materialize(struct history_pack *p, uint32_t i, bool *owned);
 /* Drops the batch's objects (after they were written). */
 void history_pack_reset(struct history_pack *p);
-/* Writes the batch as a pack (store: small objects without compression) and resets it. */
-int history_pack_emit(struct history_rec *r, bool store);
+/* Writes the batch as a pack and resets it. */
+int history_pack_emit(struct history_rec *r);
 /* DIR/objects/pack, as a new string. */
 char *history_pack_dir(struct history_rec *r);
 uint32_t history_be32(const unsigned char *c);

@@ -186,10 +186,38 @@ static int signatures(git_signature **author, git_signature **committer, const c
     return rc == 0 ? 0 : git_fail("signature");
 }
 
-/* "author name <email> 1700000000 +0000", as libgit2 writes a signature. */
+/* v in decimal, appended (printf is a large share of writing a commit). */
+static void put_u64(struct kcp_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    kcp_buf_append(b, d + sizeof(d) - n, n);
+}
+
+/* "author name <email> 1700000000 +0000", as libgit2 writes a signature (the time as an
+ * unsigned 32-bit number). */
 static void sig_line(struct kcp_buf *b, const char *header, const git_signature *s)
 {
-    kcp_buf_printf(b, "%s%s <%s> %u +0000\n", header, s->name, s->email, (unsigned)s->when.time);
+    kcp_buf_puts(b, header);
+    kcp_buf_puts(b, s->name);
+    kcp_buf_puts(b, " <");
+    kcp_buf_puts(b, s->email);
+    kcp_buf_puts(b, "> ");
+    put_u64(b, (unsigned)s->when.time);
+    kcp_buf_puts(b, " +0000\n");
+}
+
+static void oid_line(struct kcp_buf *b, const char *header, const git_oid *id)
+{
+    char hex[GIT_OID_HEXSZ];
+    git_oid_fmt(hex, id);
+    kcp_buf_puts(b, header);
+    kcp_buf_append(b, hex, sizeof(hex));
+    kcp_buf_puts(b, "\n");
 }
 
 /* The commit object git_commit_create wrote, byte for byte. */
@@ -198,13 +226,12 @@ static int commit(struct history_rec *r, git_oid *out, const char *user, int64_t
 {
     git_signature *author = NULL, *committer = NULL;
     struct kcp_buf b = KCP_BUF_INIT;
-    char hex[GIT_OID_HEXSZ + 1];
     int rc = signatures(&author, &committer, user, when);
     if (rc != 0)
         return rc;
-    kcp_buf_printf(&b, "tree %s\n", git_oid_tostr(hex, sizeof(hex), tree_id));
+    oid_line(&b, "tree ", tree_id);
     if (parent_id)
-        kcp_buf_printf(&b, "parent %s\n", git_oid_tostr(hex, sizeof(hex), parent_id));
+        oid_line(&b, "parent ", parent_id);
     sig_line(&b, "author ", author);
     sig_line(&b, "committer ", committer);
     kcp_buf_puts(&b, "\n");
@@ -241,12 +268,18 @@ static void trailers(struct kcp_buf *m, uint64_t term, uint64_t index,
                      const struct kcp_store_entry *e)
 {
     /* The term comes with the applied entry (kcp_store_apply_term): the same on every replica. */
-    kcp_buf_printf(m,
-                   "\nRaft-Term: %" PRIu64 "\nRaft-Index: %" PRIu64 "\nResource-Version: %" PRIu64
-                   "\n",
-                   term, index, index);
-    if (e->request_id && *e->request_id)
-        kcp_buf_printf(m, "Request-Id: %s\n", e->request_id);
+    kcp_buf_puts(m, "\nRaft-Term: ");
+    put_u64(m, term);
+    kcp_buf_puts(m, "\nRaft-Index: ");
+    put_u64(m, index);
+    kcp_buf_puts(m, "\nResource-Version: ");
+    put_u64(m, index);
+    kcp_buf_puts(m, "\n");
+    if (e->request_id && *e->request_id) {
+        kcp_buf_puts(m, "Request-Id: ");
+        kcp_buf_puts(m, e->request_id);
+        kcp_buf_puts(m, "\n");
+    }
 }
 
 static const char *verb_of(const struct kcp_store_entry *e)
@@ -342,11 +375,13 @@ int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_st
         if (skip)
             continue;
         if (n == 0) {
-            kcp_buf_printf(&msg, "%s ", verb_of(e));
+            kcp_buf_puts(&msg, verb_of(e));
+            kcp_buf_puts(&msg, " ");
             history_key_spec(&msg, &k);
-            kcp_buf_printf(&msg, " by %s", e->user);
+            kcp_buf_puts(&msg, " by ");
+            kcp_buf_puts(&msg, e->user);
         }
-        kcp_buf_printf(&body, "%s ", op->type == KCP_STORE_DELETE ? "delete" : "put");
+        kcp_buf_puts(&body, op->type == KCP_STORE_DELETE ? "delete " : "put ");
         history_key_spec(&body, &k);
         kcp_buf_puts(&body, "\n");
         n++;

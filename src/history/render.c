@@ -43,24 +43,34 @@ static bool cluster_scoped(const struct history_key *k)
 
 void history_key_path(struct kcp_buf *out, const struct history_key *k)
 {
+    /* Appends, not printf: this runs for every recorded write. */
     kcp_buf_reset(out);
-    kcp_buf_printf(out, "%.*s/%.*s/", (int)k->group_len, k->group, (int)k->resource_len,
-                   k->resource);
+    kcp_buf_append(out, k->group, k->group_len);
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->resource, k->resource_len);
+    kcp_buf_append(out, "/", 1);
     if (cluster_scoped(k))
         kcp_buf_puts(out, "_cluster");
     else
         kcp_buf_append(out, k->ns, k->ns_len);
-    kcp_buf_printf(out, "/%.*s.yaml", (int)k->name_len, k->name);
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->name, k->name_len);
+    kcp_buf_puts(out, ".yaml");
 }
 
 void history_key_spec(struct kcp_buf *out, const struct history_key *k)
 {
     kcp_buf_append(out, k->resource, k->resource_len);
-    if (!(k->group_len == 4 && memcmp(k->group, "core", 4) == 0))
-        kcp_buf_printf(out, ".%.*s", (int)k->group_len, k->group);
-    if (!cluster_scoped(k))
-        kcp_buf_printf(out, "/%.*s", (int)k->ns_len, k->ns);
-    kcp_buf_printf(out, "/%.*s", (int)k->name_len, k->name);
+    if (!(k->group_len == 4 && memcmp(k->group, "core", 4) == 0)) {
+        kcp_buf_append(out, ".", 1);
+        kcp_buf_append(out, k->group, k->group_len);
+    }
+    if (!cluster_scoped(k)) {
+        kcp_buf_append(out, "/", 1);
+        kcp_buf_append(out, k->ns, k->ns_len);
+    }
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->name, k->name_len);
 }
 
 static void ref_part(struct kcp_buf *out, const char *s, size_t n)
