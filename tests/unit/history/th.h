@@ -20,5 +20,6 @@ char *th_configmap(const char *name, const char *value, uint64_t rv);
 int test_record_run(void);
 int test_replay_run(void);
 int test_retain_run(void);
+int test_pack_run(void);
 
 #endif
