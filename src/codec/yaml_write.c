@@ -20,7 +20,7 @@ static void indent(struct kcp_buf *out, int n)
 }
 
 /* Whether s can be written plain and still read back as the same string. */
-static bool plain_ok(const char *s)
+bool kcp_codec_yaml_plain(const char *s)
 {
     static const char *const reserved[] = {"true", "false", "yes", "no", "on", "off", "null",
                                            "~", "y", "n", NULL};
@@ -52,7 +52,7 @@ static void scalar(struct kcp_buf *out, const json_t *v)
 {
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        if (plain_ok(s))
+        if (kcp_codec_yaml_plain(s))
             kcp_buf_puts(out, s);
         else
             kcp_codec_json_write(out, v);
@@ -64,7 +64,7 @@ static void scalar(struct kcp_buf *out, const json_t *v)
 /* A mapping's key: a string, as scalar writes one (without making a json_t of it). */
 static void key(struct kcp_buf *out, const char *k)
 {
-    if (plain_ok(k)) {
+    if (kcp_codec_yaml_plain(k)) {
         kcp_buf_puts(out, k);
         return;
     }
