@@ -42,6 +42,11 @@ bool history_rules_skip(const struct history_rules *r, const struct history_key 
  * out. KCP_EINVALID if json is not a JSON object.
  */
 int history_render(struct kcp_buf *out, const char *json, size_t len);
+/* The same through a jansson tree and kcp_codec_yaml_write: any JSON (render.c). */
+int history_render_json(struct kcp_buf *out, const char *json, size_t len);
+/* The same without jansson for the JSON the API writes (render_fast.c); false, with nothing
+ * appended, for anything else. */
+bool history_render_fast(struct kcp_buf *out, const char *json, size_t len);
 
 /* ---- record.c: entries -> git objects (one thread at a time; no loop, no store) --------- */
 

@@ -141,7 +141,7 @@ bool history_rules_skip(const struct history_rules *r, const struct history_key 
     return false;
 }
 
-int history_render(struct kcp_buf *out, const char *json, size_t len)
+int history_render_json(struct kcp_buf *out, const char *json, size_t len)
 {
     json_error_t jerr;
     json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -163,4 +163,9 @@ int history_render(struct kcp_buf *out, const char *json, size_t len)
     kcp_codec_yaml_write(out, doc);
     json_decref(doc);
     return 0;
+}
+
+int history_render(struct kcp_buf *out, const char *json, size_t len)
+{
+    return history_render_fast(out, json, len) ? 0 : history_render_json(out, json, len);
 }

@@ -36,5 +36,6 @@ int main(void)
     failed += test_replay_run();
     failed += test_retain_run();
     failed += test_pack_run();
+    failed += test_render_run();
     return failed ? 1 : 0;
 }

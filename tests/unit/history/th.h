@@ -21,5 +21,6 @@ int test_record_run(void);
 int test_replay_run(void);
 int test_retain_run(void);
 int test_pack_run(void);
+int test_render_run(void);
 
 #endif
