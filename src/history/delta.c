@@ -176,13 +176,13 @@ int history_varint_get(const unsigned char **p, const unsigned char *end, size_t
 }
 
 /* Applies a delta this file made (a corrupt one is a programming error, still not trusted). */
-unsigned char *history_delta_apply(const unsigned char *base, size_t blen,
-                                  const unsigned char *d, size_t dlen, size_t size)
+unsigned char *history_delta_apply(const unsigned char *base, size_t blen, const unsigned char *d,
+                                   size_t dlen, size_t size)
 {
     const unsigned char *p = d, *end = d + dlen;
     size_t bsz, rsz, at = 0;
-    if (history_varint_get(&p, end, &bsz) != 0 || history_varint_get(&p, end, &rsz) != 0 || bsz != blen ||
-        rsz != size)
+    if (history_varint_get(&p, end, &bsz) != 0 || history_varint_get(&p, end, &rsz) != 0 ||
+        bsz != blen || rsz != size)
         return NULL;
     unsigned char *out = kcp_malloc(size ? size : 1);
     while (p < end) {

@@ -55,13 +55,15 @@ done:
 
 static int off_cmp(const void *a, const void *b)
 {
-    uint64_t x = ((const struct history_pack_ent *)a)->off, y = ((const struct history_pack_ent *)b)->off;
+    uint64_t x = ((const struct history_pack_ent *)a)->off,
+             y = ((const struct history_pack_ent *)b)->off;
     return (x > y) - (x < y);
 }
 
 static int hint_cmp(const void *a, const void *b)
 {
-    return git_oid_cmp(&((const struct history_hint *)a)->id, &((const struct history_hint *)b)->id);
+    return git_oid_cmp(&((const struct history_hint *)a)->id,
+                       &((const struct history_hint *)b)->id);
 }
 
 /* Inflates exactly size bytes from d[0..len) into a new buffer; NULL if it is not that. */
@@ -144,7 +146,8 @@ static int fold_pack(struct history_pack *p, const char *pack_path, const char *
                 else
                     hi = mid;
             }
-            if (lo >= i || e[lo].off != e[i].off - ofs || (b = history_pack_find(p, &e[lo].id)) == HISTORY_NONE)
+            if (lo >= i || e[lo].off != e[i].off - ofs ||
+                (b = history_pack_find(p, &e[lo].id)) == HISTORY_NONE)
                 goto done;
             base = &e[lo].id;
         } else if (type_of[kind] == GIT_OBJECT_INVALID) {
@@ -161,7 +164,8 @@ static int fold_pack(struct history_pack *p, const char *pack_path, const char *
             const unsigned char *q = raw, *qe = raw + size;
             size_t bsz;
             full = NULL;
-            if (bd && history_varint_get(&q, qe, &bsz) == 0 && history_varint_get(&q, qe, &full_len) == 0)
+            if (bd && history_varint_get(&q, qe, &bsz) == 0 &&
+                history_varint_get(&q, qe, &full_len) == 0)
                 full = history_delta_apply(bd, p->o[b].size, raw, size, full_len);
             if (bown)
                 free(bd);

@@ -90,7 +90,8 @@ unsigned char *history_pack_materialize(struct history_pack *p, uint32_t i, bool
         return o->full;
     bool bown;
     unsigned char *b = history_pack_materialize(p, o->base, &bown);
-    unsigned char *full = b ? history_delta_apply(b, p->o[o->base].size, o->data, o->len, o->size) : NULL;
+    unsigned char *full =
+        b ? history_delta_apply(b, p->o[o->base].size, o->data, o->len, o->size) : NULL;
     if (bown)
         free(b);
     *owned = full != NULL;
@@ -119,7 +120,8 @@ bool history_pack_add(struct history_pack *p, git_object_t type, const void *dat
         copy = kcp_malloc(len ? len : 1);
         memcpy(copy, data, len);
     }
-    *o = (struct history_pobj){.type = type, .base = HISTORY_NONE, .root = (uint32_t)p->n, .size = len};
+    *o = (struct history_pobj){
+        .type = type, .base = HISTORY_NONE, .root = (uint32_t)p->n, .size = len};
     git_oid_cpy(&o->id, id);
     uint32_t b = base ? history_pack_find(p, base) : HISTORY_NONE;
     if (b != HISTORY_NONE && p->o[b].type == type) {
@@ -173,7 +175,8 @@ int history_pack_put(struct history_rec *r, git_object_t type, const void *data,
     if (history_pack_find(p, &id) != HISTORY_NONE)
         return 0;
     /* Whole because its previous version is in an earlier pack: the fold makes it a delta. */
-    if (history_pack_add(p, type, data, len, NULL, &id, base) && base && history_pack_find(p, base) == HISTORY_NONE) {
+    if (history_pack_add(p, type, data, len, NULL, &id, base) && base &&
+        history_pack_find(p, base) == HISTORY_NONE) {
         if (p->nhint == p->caphint) {
             p->caphint = p->caphint ? p->caphint * 2 : 256;
             p->hint = kcp_realloc(p->hint, p->caphint * sizeof(*p->hint));
@@ -289,7 +292,8 @@ static void sha1_append(struct kcp_buf *b, size_t from)
 
 static int ent_cmp(const void *a, const void *b)
 {
-    return git_oid_cmp(&((const struct history_pack_ent *)a)->id, &((const struct history_pack_ent *)b)->id);
+    return git_oid_cmp(&((const struct history_pack_ent *)a)->id,
+                       &((const struct history_pack_ent *)b)->id);
 }
 
 /* The version 2 index of a pack whose checksum is sum; e sorted by id. */
@@ -344,7 +348,8 @@ static int file_put(const char *path, const void *data, size_t len)
 
 /* Writes objects/pack/pack-<checksum>.{pack,idx} (the index last: it makes the pack seen). The
  * pack's name (hex checksum) is appended to the small packs. */
-static int pack_files(struct history_rec *r, struct kcp_buf *pack, struct history_pack_ent *e, size_t n)
+static int pack_files(struct history_rec *r, struct kcp_buf *pack, struct history_pack_ent *e,
+                      size_t n)
 {
     struct kcp_buf idx = KCP_BUF_INIT;
     char hex[GIT_OID_HEXSZ + 1];

@@ -81,8 +81,8 @@ void history_delta_make(struct kcp_buf *out, const unsigned char *base, size_t b
 void history_delta_tree(struct kcp_buf *out, const unsigned char *base, size_t blen,
                         const unsigned char *obj, size_t len);
 /* Applies a delta; a new buffer of size bytes, or NULL if it is not a delta of base to that. */
-unsigned char *history_delta_apply(const unsigned char *base, size_t blen,
-                                   const unsigned char *d, size_t dlen, size_t size);
+unsigned char *history_delta_apply(const unsigned char *base, size_t blen, const unsigned char *d,
+                                   size_t dlen, size_t size);
 /* A delta header's size (little-endian base 128); -1 past end. */
 int history_varint_get(const unsigned char **p, const unsigned char *end, size_t *out);
 

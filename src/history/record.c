@@ -258,7 +258,8 @@ static int tree_op(struct history_rec *r, struct history_dir *root, const struct
     if (op->type != KCP_STORE_DELETE && history_render(&yaml, op->value, op->value_len) != 0)
         *out_skip = true;
     else
-        rc = history_dir_apply(r, root, path.data, op->type == KCP_STORE_DELETE ? NULL : &yaml, out_skip);
+        rc = history_dir_apply(r, root, path.data, op->type == KCP_STORE_DELETE ? NULL : &yaml,
+                               out_skip);
     kcp_buf_free(&yaml);
     kcp_buf_free(&path);
     return rc;

@@ -209,7 +209,7 @@ int history_dir_id(struct history_rec *r, struct history_dir *root, git_oid *out
  * the tree lacks. Directories are created as needed and removed when emptied.
  */
 int history_dir_apply(struct history_rec *r, struct history_dir *root, const char *path,
-                     const struct kcp_buf *yaml, bool *out_skip)
+                      const struct kcp_buf *yaml, bool *out_skip)
 {
     struct history_dir *stack[PATH_DEPTH + 1];
     const char *name[PATH_DEPTH + 1];

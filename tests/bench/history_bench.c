@@ -46,7 +46,7 @@ static int record(struct history_rec *r, uint64_t index, const char *verb, const
 {
     char *key = kcp_sprintf("/core/configmaps/default/%s", name);
     char *json = configmap(name, obj, i, index);
-    struct kcp_store_op op = {KCP_STORE_PUT, KCP_STORE_IF_ANY, 0,   key, strlen(key),
+    struct kcp_store_op op = {KCP_STORE_PUT, KCP_STORE_IF_ANY, 0, key, strlen(key),
                               json,          strlen(json)};
     struct kcp_store_entry e = {.wall_s = 1764000000 + (int64_t)index / 1000,
                                 .verb = verb,

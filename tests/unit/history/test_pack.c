@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define ENTRIES 1500
-#define HOT 40  /* configmaps in default: most writes */
+#define HOT 40   /* configmaps in default: most writes */
 #define WIDE 150 /* configmaps in wide: a directory past the longest delta chain */
 
 static uint64_t rnd(uint64_t *s)
@@ -24,8 +24,8 @@ static void op_put(struct kcp_store_op *op, char **key, char **json, const char 
     snprintf(val, sizeof(val), "%llu", (unsigned long long)v);
     *key = kcp_sprintf("/core/configmaps/%s/%s", ns, name);
     *json = th_configmap(name, val, v);
-    *op = (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ANY, 0,           *key,
-                                strlen(*key),  *json,            strlen(*json)};
+    *op = (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ANY, 0, *key, strlen(*key),
+                                *json,         strlen(*json)};
 }
 
 /*
@@ -55,8 +55,8 @@ static void story(const char *path, bool (*flush)(uint64_t i, uint64_t *s), git_
             snprintf(name, sizeof(name), "%c%llu", wide ? 'w' : 'h',
                      (unsigned long long)(rnd(&s) % (wide ? WIDE : HOT)));
             keys[0] = kcp_sprintf("/core/configmaps/%s/%s", wide ? "wide" : "default", name);
-            ops[0] = (struct kcp_store_op){KCP_STORE_DELETE, KCP_STORE_IF_ANY, 0, keys[0],
-                                           strlen(keys[0]),  NULL,             0};
+            ops[0] = (struct kcp_store_op){
+                KCP_STORE_DELETE, KCP_STORE_IF_ANY, 0, keys[0], strlen(keys[0]), NULL, 0};
         } else if (k < 92) {
             static const char *const ns[3] = {"a", "b", "c"};
             for (n = 0; n < 3; n++)
@@ -71,8 +71,9 @@ static void story(const char *path, bool (*flush)(uint64_t i, uint64_t *s), git_
             snprintf(name, sizeof(name), "ns%llu", (unsigned long long)(rnd(&s) % 3));
             keys[0] = kcp_sprintf("/core/namespaces/_/%s", name);
             jsons[0] = th_configmap(name, "x", i);
-            ops[0] = (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ANY, 0, keys[0],
-                                           strlen(keys[0]), jsons[0], strlen(jsons[0])};
+            ops[0] =
+                (struct kcp_store_op){KCP_STORE_PUT, KCP_STORE_IF_ANY, 0, keys[0], strlen(keys[0]),
+                                      jsons[0],      strlen(jsons[0])};
         }
         for (size_t j = 0; j < n; j++)
             res[j].applied = res[j].err == 0;

@@ -298,8 +298,8 @@ static void test_golden_ids(void **state)
     assert_int_equal(r.commits, 6);
     expect_hex(&r.head, "a4bc51993d86d0f62994963bd49892da20d0a093");
     git_reference *ref = NULL;
-    assert_int_equal(
-        git_reference_lookup(&ref, r.repo, "refs/conflicts/configmaps/default/hist/3"), 0);
+    assert_int_equal(git_reference_lookup(&ref, r.repo, "refs/conflicts/configmaps/default/hist/3"),
+                     0);
     expect_hex(git_reference_target(ref), "347082597880d3bc02dc051a0d9a99998a5f2390");
     git_reference_free(ref);
     history_rec_close(&r);
