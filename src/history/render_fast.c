@@ -137,7 +137,8 @@ static void adopt(struct jparse *j, uint32_t c, size_t base)
         j->kcap = (j->nk + n) * 2;
         j->kids = kcp_realloc(j->kids, j->kcap * sizeof(*j->kids));
     }
-    memcpy(j->kids + j->nk, j->stack + base, n * sizeof(*j->kids));
+    if (n) /* an empty container may come before any array exists */
+        memcpy(j->kids + j->nk, j->stack + base, n * sizeof(*j->kids));
     j->nodes[c].kids = (uint32_t)j->nk;
     j->nodes[c].n = (uint32_t)n;
     j->nk += n;
@@ -171,8 +172,9 @@ static uint32_t object(struct jparse *j, int depth)
     }
     adopt(j, c, base);
     /* YAML's order; two equal keys next to each other are a duplicate, which jansson refuses. */
-    uint32_t *k = j->kids + j->nodes[c].kids, n = j->nodes[c].n;
-    qsort_r(k, n, sizeof(*k), key_cmp, j->nodes);
+    uint32_t n = j->nodes[c].n, *k = n ? j->kids + j->nodes[c].kids : NULL;
+    if (n > 1)
+        qsort_r(k, n, sizeof(*k), key_cmp, j->nodes);
     for (uint32_t i = 1; i < n; i++)
         if (strcmp(j->nodes[k[i - 1]].key, j->nodes[k[i]].key) == 0)
             return UINT32_MAX;
