@@ -63,9 +63,13 @@ int kcp_codec_normalize(json_t **out, const json_t *in, const struct kcp_schema_
  * Appends to out.
  */
 void kcp_codec_json_write(struct kcp_buf *out, const json_t *v);
+/* One string of n bytes as kcp_codec_json_write writes it, quotes included. Appends to out. */
+void kcp_codec_json_string(struct kcp_buf *out, const char *s, size_t n);
 
 /* Encodes a tree as YAML (block style, keys sorted, as upstream writes application/yaml). */
 void kcp_codec_yaml_write(struct kcp_buf *out, const json_t *v);
+/* Whether kcp_codec_yaml_write writes the string s (NUL-terminated) plain, not quoted. */
+bool kcp_codec_yaml_plain(const char *s);
 
 /* The Kubernetes protobuf envelope: "k8s\0" + runtime.Unknown. Fields are borrowed from buf. */
 struct kcp_codec_envelope {

@@ -14,14 +14,15 @@
 
 /*
  * The history module trails the store: the store's applied hook queues each durable entry
- * (bounded), and a libuv work-pool thread turns batches of entries into git objects: one commit
+ * (bounded), and the recorder's own thread turns batches of entries into git objects: one commit
  * per entry that changed a recorded object, on refs/heads/main, whose tree holds every object
  * at <group or core>/<resource>/<namespace or _cluster>/<name>.yaml; a write rejected for a
  * stale resourceVersion becomes a commit on refs/conflicts/... whose parent is the commit the
  * writer had read. Commits depend only on the entries, so replicas get identical ids.
  *
- * Threading: kcp_history_open/close/stats run on the loop thread; libgit2 runs only on the work
- * pool, one batch at a time. The CLI reads the repository with libgit2 directly, read-only.
+ * Threading: kcp_history_open/close/stats run on the loop thread; recording runs on one thread
+ * of its own at the lowest CPU priority, one batch at a time; the API's reads run on the work
+ * pool. The CLI reads the repository with libgit2 directly, read-only.
  */
 
 struct kcp_history;

@@ -89,6 +89,11 @@ static void write_string(struct kcp_buf *b, const char *s, size_t n)
     kcp_buf_append(b, "\"", 1);
 }
 
+void kcp_codec_json_string(struct kcp_buf *out, const char *s, size_t n)
+{
+    write_string(out, s, n);
+}
+
 /* Go's float formatting in encoding/json: shortest round-trip digits, 'f' unless the exponent
  * is out of [1e-6, 1e21), then 'e' with a minimal negative exponent. */
 static void write_real(struct kcp_buf *b, double f)

@@ -14,12 +14,13 @@
 
 static void indent(struct kcp_buf *out, int n)
 {
-    for (int i = 0; i < n; i++)
-        kcp_buf_append(out, " ", 1);
+    static const char spaces[] = "                                                                ";
+    for (; n > 0; n -= (int)sizeof(spaces) - 1)
+        kcp_buf_append(out, spaces, n < (int)sizeof(spaces) - 1 ? (size_t)n : sizeof(spaces) - 1);
 }
 
 /* Whether s can be written plain and still read back as the same string. */
-static bool plain_ok(const char *s)
+bool kcp_codec_yaml_plain(const char *s)
 {
     static const char *const reserved[] = {"true", "false", "yes", "no", "on", "off", "null",
                                            "~", "y", "n", NULL};
@@ -28,13 +29,17 @@ static bool plain_ok(const char *s)
         return false;
     if (strchr("-?:,[]{}#&*!|>'\"%@`", s[0]))
         return false;
-    for (int i = 0; reserved[i]; i++)
+    for (int i = 0; n <= 5 && reserved[i]; i++) /* the longest is "false" */
         if (strcasecmp(s, reserved[i]) == 0)
             return false;
-    char *end = NULL;
-    strtod(s, &end);
-    if (end && *end == '\0')
-        return false; /* would read as a number */
+    /* strtod reads nothing from a string that does not start like a number, "inf" or "nan"
+     * (the usual case: a name, a label), and it is a large share of writing a file. */
+    if (strchr("0123456789+-.iInN", s[0])) {
+        char *end = NULL;
+        strtod(s, &end);
+        if (end && *end == '\0')
+            return false; /* would read as a number */
+    }
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f || (c == ':' && (p[1] == ' ' || !p[1])) || (c == '#' && p > s && p[-1] == ' '))
@@ -47,13 +52,25 @@ static void scalar(struct kcp_buf *out, const json_t *v)
 {
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
-        if (plain_ok(s))
+        if (kcp_codec_yaml_plain(s))
             kcp_buf_puts(out, s);
         else
             kcp_codec_json_write(out, v);
         return;
     }
     kcp_codec_json_write(out, v); /* numbers, booleans, null: the same text in YAML */
+}
+
+/* A mapping's key: a string, as scalar writes one (without making a json_t of it). */
+static void key(struct kcp_buf *out, const char *k)
+{
+    if (kcp_codec_yaml_plain(k)) {
+        kcp_buf_puts(out, k);
+        return;
+    }
+    json_t *s = json_string(k);
+    kcp_codec_json_write(out, s);
+    json_decref(s);
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -74,9 +91,7 @@ static void mapping(struct kcp_buf *out, const json_t *obj, int depth, bool firs
     for (i = 0; i < n; i++) {
         if (!(first_inline && i == 0))
             indent(out, depth * 2);
-        json_t *key = json_string(keys[i]);
-        scalar(out, key);
-        json_decref(key);
+        key(out, keys[i]);
         kcp_buf_puts(out, ":");
         node(out, json_object_get(obj, keys[i]), depth + 1);
     }

@@ -1,10 +1,12 @@
 /*
- * The loop side of history: the store's applied hook queues entries, batches go to the work
- * pool, and what the queue could not hold is read back from the store's retained entries.
+ * The loop side of history: the store's applied hook queues entries, batches go to the
+ * recorder's own low-priority thread (thread.c), and what the queue could not hold is read back
+ * from the store's retained entries.
  *
  * Happy path: hook -> job (a copy of the encoded entry and each op's outcome) on a bounded
- * queue -> one batch at a time on the work pool (decode, history_rec_entry per job, then move
- * refs/heads/main once) -> back on the loop: counters, trim, next batch.
+ * queue -> one batch at a time on the recorder's thread (decode, history_rec_entry per job,
+ * then one pack and refs/heads/main moved once), at least BATCH_GAP_MS apart under a steady
+ * stream -> back on the loop: counters, trim, next batch.
  * Failure modes: the queue is full -> history is "behind": the hook stops queueing and, between
  * batches, entries after the last queued index are read back from the store's retained table
  * (the hook dedupes by index). The retained table lacks them (history was off, or its
@@ -21,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Back to back, batches start at least this far apart unless a full one waits (see kick). */
+#define BATCH_GAP_MS 100
+
 struct history_job {
     struct history_job *next;
     uint64_t index;
@@ -36,14 +41,12 @@ struct history_job {
 };
 
 struct history_batch {
-    uv_work_t work;
     struct kcp_history *h;
     struct history_job *jobs;
     int rc;
 };
 
 struct history_squash {
-    uv_work_t work;
     struct kcp_history *h;
     struct kcp_history_squash_result res;
     int rc;      /* the squash's: logged, retried at the next interval */
@@ -55,12 +58,15 @@ struct kcp_history {
     struct kcp_store *store;
     struct kcp_history_options opts;
     char *path, *exclude;   /* copies */
-    struct history_rec rec; /* the worker's while a batch runs; the loop's otherwise */
+    struct history_rec rec; /* the recorder thread's while a job runs; the loop's otherwise */
+    struct history_thread *thread; /* batches and squashes (thread.c) */
     struct history_job *q, **q_last;
     size_t nq, qbytes;
     uint64_t queued; /* last index queued or passed over */
     bool behind;     /* the hook drops entries; read them back from the store */
     struct history_batch *inflight;
+    uv_timer_t batch_timer; /* starts the next batch BATCH_GAP_MS after the last one ended */
+    uint64_t batch_done;    /* loop time (ms) the last batch ended; 0: none yet */
     uv_timer_t trim_timer;
     uint64_t trim_next; /* recorded one interval ago: safe to release from the store */
     uv_timer_t retain_timer;
@@ -128,9 +134,9 @@ static struct history_job *job_new(uint64_t index, const struct kcp_store_result
 
 /* ---- the worker ------------------------------------------------------------------------- */
 
-static void batch_on_work(uv_work_t *work)
+static void batch_on_work(void *arg)
 {
-    struct history_batch *b = work->data;
+    struct history_batch *b = arg;
     struct history_rec *r = &b->h->rec;
     b->rc = 0;
     for (struct history_job *j = b->jobs; j && b->rc == 0; j = j->next) {
@@ -156,11 +162,12 @@ static void kick(struct kcp_history *h);
 static void maybe_finish_close(struct kcp_history *h);
 static void squash_start(struct kcp_history *h);
 
-static void batch_on_done(uv_work_t *work, int status)
+static void batch_on_done(void *arg)
 {
-    struct history_batch *b = work->data;
+    struct history_batch *b = arg;
     struct kcp_history *h = b->h;
     h->inflight = NULL;
+    h->batch_done = uv_now(&h->loop->uv);
     for (struct history_job *j = b->jobs; j;) {
         struct history_job *next = j->next;
         job_free(j);
@@ -170,8 +177,8 @@ static void batch_on_done(uv_work_t *work, int status)
     h->st.recorded = h->rec.last;
     h->st.commits = h->rec.commits;
     h->st.conflicts = h->rec.conflicts;
-    if (b->rc != 0 || status != 0) {
-        h->st.failed = b->rc ? b->rc : KCP_EIO;
+    if (b->rc != 0) {
+        h->st.failed = b->rc;
         kcp_log(KCP_LOG_ERROR, "history", "recording stopped after index %llu: %s",
                 (unsigned long long)h->rec.last, kcp_error_message(h->st.failed));
     }
@@ -211,6 +218,9 @@ static int snapshot_on_obj(void *ctx, const struct kcp_obj *obj)
 static void catch_up(struct kcp_history *h)
 {
     size_t room = h->opts.max_queue > h->nq ? h->opts.max_queue - h->nq : 0;
+    /* A batch at a time: reading the store runs on the loop, between its other work. */
+    if (room > h->opts.max_batch)
+        room = h->opts.max_batch;
     uint64_t last = h->queued;
     if (!room)
         return;
@@ -244,9 +254,9 @@ static void catch_up(struct kcp_history *h)
 
 /* ---- retention --------------------------------------------------------------------------- */
 
-static void squash_on_work(uv_work_t *work)
+static void squash_on_work(void *arg)
 {
-    struct history_squash *sq = work->data;
+    struct history_squash *sq = arg;
     struct kcp_history *h = sq->h;
     struct history_rec *r = &h->rec;
     struct kcp_history_retention keep = {h->opts.keep_commits, h->opts.keep_days};
@@ -262,19 +272,19 @@ static void squash_on_work(uv_work_t *work)
 
 static void start_reads(struct kcp_history *h);
 
-static void squash_on_done(uv_work_t *work, int status)
+static void squash_on_done(void *arg)
 {
-    struct history_squash *sq = work->data;
+    struct history_squash *sq = arg;
     struct kcp_history *h = sq->h;
     h->squashing = NULL;
     h->squash_due = false;
-    if (sq->rc == 0 && status == 0 && sq->res.squashed)
+    if (sq->rc == 0 && sq->res.squashed)
         h->st.squashes++;
     if (sq->rc != 0)
         kcp_log(KCP_LOG_WARN, "history", "squashing failed (%s); will retry",
                 kcp_error_message(sq->rc));
-    if (sq->open_rc != 0 || status != 0) {
-        h->st.failed = sq->open_rc ? sq->open_rc : KCP_EIO;
+    if (sq->open_rc != 0) {
+        h->st.failed = sq->open_rc;
         kcp_log(KCP_LOG_ERROR, "history", "recording stopped: reopening after a squash: %s",
                 kcp_error_message(h->st.failed));
     }
@@ -291,14 +301,8 @@ static void squash_start(struct kcp_history *h)
 {
     struct history_squash *sq = kcp_calloc(1, sizeof(*sq));
     sq->h = h;
-    sq->work.data = sq;
     h->squashing = sq;
-    if (uv_queue_work(&h->loop->uv, &sq->work, squash_on_work, squash_on_done) != 0) {
-        h->squashing = NULL;
-        h->squash_due = false;
-        free(sq);
-        start_reads(h);
-    }
+    history_thread_submit(h->thread, squash_on_work, squash_on_done, sq);
 }
 
 static void retain_on_tick(uv_timer_t *t)
@@ -349,6 +353,11 @@ uv_loop_t *history_uv(const struct kcp_history *h)
     return &h->loop->uv;
 }
 
+static void batch_timer_on_tick(uv_timer_t *t)
+{
+    kick(t->data);
+}
+
 static void kick(struct kcp_history *h)
 {
     if (h->inflight || h->squashing || h->closing)
@@ -369,6 +378,16 @@ static void kick(struct kcp_history *h)
         catch_up(h);
     if (!h->q || h->st.failed)
         return;
+    /* A batch costs a pack and four renames however small: under a steady stream of writes,
+     * wait for more entries, unless a full batch waits or the queue is full. */
+    uint64_t now = uv_now(&h->loop->uv);
+    if (h->batch_done && now < h->batch_done + BATCH_GAP_MS && !h->behind &&
+        h->nq < h->opts.max_batch && h->nq < h->opts.max_queue) {
+        if (!uv_is_active((uv_handle_t *)&h->batch_timer))
+            uv_timer_start(&h->batch_timer, batch_timer_on_tick, h->batch_done + BATCH_GAP_MS - now,
+                           0);
+        return;
+    }
     struct history_batch *b = kcp_calloc(1, sizeof(*b));
     struct history_job **tail = &h->q;
     size_t n = 0;
@@ -384,14 +403,8 @@ static void kick(struct kcp_history *h)
     if (!h->q)
         h->q_last = &h->q;
     h->nq -= n;
-    b->work.data = b;
     h->inflight = b;
-    if (uv_queue_work(&h->loop->uv, &b->work, batch_on_work, batch_on_done) != 0) {
-        h->inflight = NULL;
-        h->st.failed = KCP_EIO;
-        h->q = b->jobs; /* freed at close */
-        free(b);
-    }
+    history_thread_submit(h->thread, batch_on_work, batch_on_done, b);
 }
 
 /* ---- the hook --------------------------------------------------------------------------- */
@@ -457,6 +470,8 @@ int kcp_history_open(struct kcp_history **out, struct kcp_loop *loop, struct kcp
     h->waiting_last = &h->waiting;
     *out = NULL;
     int rc = history_rec_open(&h->rec, repo_path, h->opts.exclude);
+    if (rc == 0 && (rc = history_thread_start(&h->thread, &loop->uv)) != 0)
+        kcp_log(KCP_LOG_ERROR, "history", "cannot start the recorder's thread");
     if (rc != 0) {
         history_rec_close(&h->rec);
         free(h);
@@ -467,6 +482,8 @@ int kcp_history_open(struct kcp_history **out, struct kcp_loop *loop, struct kcp
     if (h->opts.exclude)
         h->opts.exclude = h->exclude = kcp_strdup(h->opts.exclude);
     h->queued = h->st.recorded = h->st.seen = h->rec.last;
+    uv_timer_init(&loop->uv, &h->batch_timer);
+    h->batch_timer.data = h;
     uv_timer_init(&loop->uv, &h->trim_timer);
     h->trim_timer.data = h;
     uv_timer_start(&h->trim_timer, trim_on_tick, h->opts.trim_interval_ms,
@@ -497,23 +514,32 @@ static void timer_on_close(uv_handle_t *handle)
     maybe_finish_close(h);
 }
 
+static void thread_on_closed(void *data)
+{
+    struct kcp_history *h = data;
+    kcp_history_close_cb cb = h->close_cb;
+    void *cb_data = h->close_data;
+    free(h);
+    if (cb)
+        cb(cb_data);
+}
+
 static void maybe_finish_close(struct kcp_history *h)
 {
-    if (h->inflight || h->squashing || h->nreaders || h->trim_timer.data || h->retain_timer.data)
+    if (h->inflight || h->squashing || h->nreaders || h->trim_timer.data || h->retain_timer.data ||
+        h->batch_timer.data || !h->thread)
         return;
     while (h->q) {
         struct history_job *next = h->q->next;
         job_free(h->q);
         h->q = next;
     }
-    kcp_history_close_cb cb = h->close_cb;
-    void *data = h->close_data;
     history_rec_close(&h->rec);
     free(h->path);
     free(h->exclude);
-    free(h);
-    if (cb)
-        cb(data);
+    struct history_thread *t = h->thread;
+    h->thread = NULL; /* stopping: this runs once */
+    history_thread_stop(t, thread_on_closed, h);
 }
 
 void kcp_history_close(struct kcp_history *h, kcp_history_close_cb cb, void *data)
@@ -533,6 +559,7 @@ void kcp_history_close(struct kcp_history *h, kcp_history_close_cb cb, void *dat
     h->waiting_last = &h->waiting;
     uv_close((uv_handle_t *)&h->trim_timer, timer_on_close);
     uv_close((uv_handle_t *)&h->retain_timer, timer_on_close);
+    uv_close((uv_handle_t *)&h->batch_timer, timer_on_close);
 }
 
 void kcp_history_stats(const struct kcp_history *h, struct kcp_history_stats *out)

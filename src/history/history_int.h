@@ -42,6 +42,11 @@ bool history_rules_skip(const struct history_rules *r, const struct history_key 
  * out. KCP_EINVALID if json is not a JSON object.
  */
 int history_render(struct kcp_buf *out, const char *json, size_t len);
+/* The same through a jansson tree and kcp_codec_yaml_write: any JSON (render.c). */
+int history_render_json(struct kcp_buf *out, const char *json, size_t len);
+/* The same without jansson for the JSON the API writes (render_fast.c); false, with nothing
+ * appended, for anything else. */
+bool history_render_fast(struct kcp_buf *out, const char *json, size_t len);
 
 /* ---- record.c: entries -> git objects (one thread at a time; no loop, no store) --------- */
 
@@ -56,25 +61,39 @@ struct history_rec {
     uint64_t term; /* the Raft term of the entry being recorded (its Raft-Term trailer) */
     git_repository *repo;
     git_odb *odb;
-    git_odb_backend *mempack; /* new objects, written as one pack per flush (owned by odb) */
-    char **pending_refs;      /* conflict refs to create at the flush, once their pack is on disk */
+    struct history_pack *pack; /* the batch's objects until flushed (pack.c; odb owns it) */
+    char **pending_refs; /* conflict refs to create at the flush, once their pack is on disk */
     git_oid *pending_ids;
     size_t npending;
     size_t loose_refs; /* conflict refs written since refs were last packed */
     char **small;      /* names of the packs written since the last fold (pack.c) */
     size_t nsmall;
-    git_oid *tips; /* commits made since the last fold: main heads and conflicts */
-    size_t ntips;
-    git_oid folded; /* refs/heads/main at the last fold */
-    bool has_folded;
     struct history_rules rules;
     git_oid head; /* refs/heads/main, valid when has_head */
     bool has_head;
-    git_tree *head_tree; /* NULL: empty */
-    uint64_t last;       /* last entry index processed (recorded or skipped) */
+    struct history_dir *tree; /* the head's tree, its directories loaded as used (tree.c) */
+    uint64_t last;            /* last entry index processed (recorded or skipped) */
     struct history_idmap map;
     uint64_t commits, conflicts;
 };
+
+/* ---- tree.c: a tree in memory, written back directory by directory --------------------- */
+
+struct history_dir;
+/* The tree id (its directories read as they are needed), or a new empty one (id NULL). */
+struct history_dir *history_dir_new(const git_oid *id);
+void history_dir_free(struct history_dir *d);
+/*
+ * Puts yaml at path (NULL: removes path) in the tree under root: the blob to the batch
+ * (history_pack_put), directories created as needed and removed when emptied. *out_skip: a
+ * removal of what the tree lacks.
+ */
+int history_dir_apply(struct history_rec *r, struct history_dir *root, const char *path,
+                      const struct kcp_buf *yaml, bool *out_skip);
+/* The id of the tree under root, writing the directories that changed. */
+int history_dir_id(struct history_rec *r, struct history_dir *root, git_oid *out);
+/* Whether root has been written or read (a new empty tree has no id yet), and its id. */
+bool history_dir_has_id(const struct history_dir *root, git_oid *out);
 
 /* libgit2's global state, once per process (thread-safe). */
 void history_git_init(void);
@@ -106,10 +125,25 @@ int history_rec_flush(struct history_rec *r);
 /* The main-line commit holding the state as of revision; KCP_ENOTFOUND if none. */
 int history_rec_commit_at(struct history_rec *r, uint64_t revision, git_oid *out);
 
-/* pack.c: the batch's objects as a pack; every 32 packs, one pack for them all. */
+/* ---- thread.c: the recorder's own thread, at the lowest CPU priority ------------------- */
+
+struct history_thread;
+/* Starts the thread; KCP_EIO if it cannot be created. */
+int history_thread_start(struct history_thread **out, uv_loop_t *loop);
+/* Runs work(arg) on the thread, then done(arg) on the loop. One job at a time: the caller
+ * submits the next one only after done. */
+void history_thread_submit(struct history_thread *t, void (*work)(void *), void (*done)(void *),
+                           void *arg);
+/* Ends the thread (no job may be running) and frees it; closed(data) on the loop after. */
+void history_thread_stop(struct history_thread *t, void (*closed)(void *), void *data);
+
+/* pack.c: the batch's objects in memory (an odb backend), then one pack; every 32, one. */
+int history_pack_open(struct history_rec *r);
+/* Adds an object (unless it exists), as a delta against base (an earlier version) if small. */
+int history_pack_put(struct history_rec *r, git_object_t type, const void *data, size_t len,
+                     const git_oid *base, git_oid *out);
 int history_pack_write(struct history_rec *r);
 int history_pack_fold(struct history_rec *r);
-void history_pack_note_tip(struct history_rec *r, const git_oid *id);
 void history_pack_free(struct history_rec *r);
 
 /* The value of trailer key in a commit message ("Raft-Index"), or 0 if absent. */

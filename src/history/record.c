@@ -1,8 +1,12 @@
 /*
- * The recorder: applied entries -> blobs, trees and commits with libgit2. Runs on one thread at
- * a time (the work pool) and reads nothing but its arguments and the repository, so the same
- * entries give byte-identical commits everywhere: the tree is a function of the objects, the
- * message of the entry, and both signatures carry the entry's own timestamp.
+ * The recorder: applied entries -> blobs, trees and commits. Runs on its own thread, one batch
+ * at a time, and reads nothing but its arguments and the repository, so the same entries give
+ * byte-identical commits everywhere: the tree is a function of the objects, the message of the
+ * entry, and both signatures carry the entry's own timestamp.
+ *
+ * Objects are serialized here (commits) and in tree.c (trees), as libgit2's git_commit_create
+ * and git_tree_create_updated wrote them, byte for byte (test_golden_ids), and go to the batch
+ * in memory (pack.c) without a lookup on disk.
  */
 #include "history_int.h"
 
@@ -13,9 +17,6 @@
 #include <unistd.h>
 
 #include <uv.h>
-
-#include <git2/sys/mempack.h>
-#include <git2/sys/odb_backend.h>
 
 #define MAIN_REF "refs/heads/main"
 #define INDEX_FILE "kcp-recorded" /* "<last index> <main commit id>\n", see history_rec_flush */
@@ -71,16 +72,15 @@ static void idmap_add(struct history_idmap *m, uint64_t idx, const git_oid *oid)
     m->n++;
 }
 
+/* ---- opening ---------------------------------------------------------------------------- */
+
+/* The head as of opening: its tree in memory, each directory read when first written to. */
 static int set_head(struct history_rec *r, const git_oid *commit_id)
 {
     git_commit *c = NULL;
-    git_tree *t = NULL;
-    if (git_commit_lookup(&c, r->repo, commit_id) != 0 || git_commit_tree(&t, c) != 0) {
-        git_commit_free(c);
+    if (git_commit_lookup(&c, r->repo, commit_id) != 0)
         return git_fail("reading the head commit");
-    }
-    git_tree_free(r->head_tree);
-    r->head_tree = t;
+    r->tree = history_dir_new(git_commit_tree_id(c));
     git_oid_cpy(&r->head, commit_id);
     r->has_head = true;
     git_commit_free(c);
@@ -126,10 +126,11 @@ int history_rec_open(struct history_rec *r, const char *path, const char *exclud
         git_repository_init_ext(&r->repo, path, &io) != 0)
         return git_fail("opening the repository");
     /* New objects go to memory, then to disk as one pack per batch: loose objects would cost a
-     * file (and a 4 KiB block) each, six per entry. The highest priority takes the writes. */
-    if (git_repository_odb(&r->odb, r->repo) != 0 || git_mempack_new(&r->mempack) != 0 ||
-        git_odb_add_backend(r->odb, r->mempack, 1000) != 0)
-        return git_fail("in-memory object store");
+     * file (and a 4 KiB block) each, six per entry. */
+    if (git_repository_odb(&r->odb, r->repo) != 0)
+        return git_fail("object store");
+    if (history_pack_open(r) != 0)
+        return KCP_EIO;
     int rc = git_reference_lookup(&ref, r->repo, MAIN_REF);
     if (rc == 0) {
         git_oid id;
@@ -137,11 +138,11 @@ int history_rec_open(struct history_rec *r, const char *path, const char *exclud
         git_reference_free(ref);
         if (set_head(r, &id) != 0)
             return KCP_EIO;
-        git_oid_cpy(&r->folded, &id); /* what is on disk already stays in its packs */
-        r->has_folded = true;
     } else if (rc != GIT_ENOTFOUND) {
         return git_fail("reading " MAIN_REF);
     }
+    if (!r->tree)
+        r->tree = history_dir_new(NULL);
     read_last(r, path);
     return 0;
 }
@@ -153,7 +154,7 @@ void history_rec_close(struct history_rec *r)
     free(r->pending_refs);
     free(r->pending_ids);
     history_pack_free(r);
-    git_tree_free(r->head_tree);
+    history_dir_free(r->tree);
     git_odb_free(r->odb);
     git_repository_free(r->repo);
     history_rules_free(&r->rules);
@@ -185,79 +186,82 @@ static int signatures(git_signature **author, git_signature **committer, const c
     return rc == 0 ? 0 : git_fail("signature");
 }
 
+/* v in decimal, appended (printf is a large share of writing a commit). */
+static void put_u64(struct kcp_buf *b, uint64_t v)
+{
+    char d[20];
+    size_t n = 0;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    kcp_buf_append(b, d + sizeof(d) - n, n);
+}
+
+/* "author name <email> 1700000000 +0000", as libgit2 writes a signature (the time as an
+ * unsigned 32-bit number). */
+static void sig_line(struct kcp_buf *b, const char *header, const git_signature *s)
+{
+    kcp_buf_puts(b, header);
+    kcp_buf_puts(b, s->name);
+    kcp_buf_puts(b, " <");
+    kcp_buf_puts(b, s->email);
+    kcp_buf_puts(b, "> ");
+    put_u64(b, (unsigned)s->when.time);
+    kcp_buf_puts(b, " +0000\n");
+}
+
+static void oid_line(struct kcp_buf *b, const char *header, const git_oid *id)
+{
+    char hex[GIT_OID_HEXSZ];
+    git_oid_fmt(hex, id);
+    kcp_buf_puts(b, header);
+    kcp_buf_append(b, hex, sizeof(hex));
+    kcp_buf_puts(b, "\n");
+}
+
+/* The commit object git_commit_create wrote, byte for byte. */
 static int commit(struct history_rec *r, git_oid *out, const char *user, int64_t when,
                   const char *message, const git_oid *tree_id, const git_oid *parent_id)
 {
     git_signature *author = NULL, *committer = NULL;
-    git_tree *tree = NULL;
-    git_commit *parent = NULL;
+    struct kcp_buf b = KCP_BUF_INIT;
     int rc = signatures(&author, &committer, user, when);
     if (rc != 0)
         return rc;
-    if (git_tree_lookup(&tree, r->repo, tree_id) != 0 ||
-        (parent_id && git_commit_lookup(&parent, r->repo, parent_id) != 0)) {
-        rc = git_fail("lookup");
-        goto done;
-    }
-    const git_commit *parents[1] = {parent};
-    if (git_commit_create(out, r->repo, NULL, author, committer, NULL, message, tree,
-                          parent ? 1 : 0, parents) != 0)
-        rc = git_fail("commit");
-done:
-    git_commit_free(parent);
-    git_tree_free(tree);
+    oid_line(&b, "tree ", tree_id);
+    if (parent_id)
+        oid_line(&b, "parent ", parent_id);
+    sig_line(&b, "author ", author);
+    sig_line(&b, "committer ", committer);
+    kcp_buf_puts(&b, "\n");
+    kcp_buf_puts(&b, message);
+    rc = history_pack_put(r, GIT_OBJECT_COMMIT, b.data, b.len, NULL, out);
+    kcp_buf_free(&b);
     git_signature_free(author);
     git_signature_free(committer);
     return rc;
 }
 
-/* One pending tree change; the path and blob live until the tree is written. */
-struct change {
-    char *path;
-    git_oid blob;
-    bool remove;
-};
-
-static int change_for(struct history_rec *r, git_tree *base, const struct kcp_store_op *op,
-                      const struct history_key *k, struct change *out, bool *out_skip)
+/*
+ * Applies one op to the tree under root: the object's file written (its YAML as a blob) or
+ * removed. *out_skip: nothing to record (a removal of what the tree lacks, or a value that is
+ * not a JSON object: apply would have refused it too).
+ */
+static int tree_op(struct history_rec *r, struct history_dir *root, const struct kcp_store_op *op,
+                   const struct history_key *k, bool *out_skip)
 {
     struct kcp_buf path = KCP_BUF_INIT, yaml = KCP_BUF_INIT;
     int rc = 0;
     *out_skip = false;
-    *out = (struct change){0};
     history_key_path(&path, k);
-    if (op->type == KCP_STORE_DELETE) {
-        git_tree_entry *te = NULL;
-        /* Removing what the tree lacks (history began with a snapshot after it) is a no-op. */
-        if (!base || git_tree_entry_bypath(&te, base, path.data) != 0)
-            *out_skip = true;
-        git_tree_entry_free(te);
-        out->remove = true;
-    } else if (history_render(&yaml, op->value, op->value_len) != 0) {
-        *out_skip = true; /* apply would have refused it too: nothing was stored */
-    } else if (git_blob_create_from_buffer(&out->blob, r->repo, yaml.data, yaml.len) != 0) {
-        rc = git_fail("blob");
-    }
-    kcp_buf_free(&yaml);
-    if (rc != 0 || *out_skip)
-        kcp_buf_free(&path);
+    if (op->type != KCP_STORE_DELETE && history_render(&yaml, op->value, op->value_len) != 0)
+        *out_skip = true;
     else
-        out->path = kcp_buf_detach(&path);
-    return rc;
-}
-
-static int write_tree(struct history_rec *r, git_tree *base, struct change *ch, size_t n,
-                      git_oid *out)
-{
-    git_tree_update *up = kcp_calloc(n ? n : 1, sizeof(*up));
-    for (size_t i = 0; i < n; i++) {
-        up[i].action = ch[i].remove ? GIT_TREE_UPDATE_REMOVE : GIT_TREE_UPDATE_UPSERT;
-        up[i].path = ch[i].path;
-        up[i].filemode = GIT_FILEMODE_BLOB;
-        git_oid_cpy(&up[i].id, &ch[i].blob);
-    }
-    int rc = git_tree_create_updated(out, r->repo, base, n, up) == 0 ? 0 : git_fail("tree");
-    free(up);
+        rc = history_dir_apply(r, root, path.data, op->type == KCP_STORE_DELETE ? NULL : &yaml,
+                               out_skip);
+    kcp_buf_free(&yaml);
+    kcp_buf_free(&path);
     return rc;
 }
 
@@ -265,12 +269,18 @@ static void trailers(struct kcp_buf *m, uint64_t term, uint64_t index,
                      const struct kcp_store_entry *e)
 {
     /* The term comes with the applied entry (kcp_store_apply_term): the same on every replica. */
-    kcp_buf_printf(m,
-                   "\nRaft-Term: %" PRIu64 "\nRaft-Index: %" PRIu64 "\nResource-Version: %" PRIu64
-                   "\n",
-                   term, index, index);
-    if (e->request_id && *e->request_id)
-        kcp_buf_printf(m, "Request-Id: %s\n", e->request_id);
+    kcp_buf_puts(m, "\nRaft-Term: ");
+    put_u64(m, term);
+    kcp_buf_puts(m, "\nRaft-Index: ");
+    put_u64(m, index);
+    kcp_buf_puts(m, "\nResource-Version: ");
+    put_u64(m, index);
+    kcp_buf_puts(m, "\n");
+    if (e->request_id && *e->request_id) {
+        kcp_buf_puts(m, "Request-Id: ");
+        kcp_buf_puts(m, e->request_id);
+        kcp_buf_puts(m, "\n");
+    }
 }
 
 static const char *verb_of(const struct kcp_store_entry *e)
@@ -288,21 +298,18 @@ static int record_conflict(struct history_rec *r, uint64_t index, const struct k
                            const git_oid *current)
 {
     struct kcp_buf msg = KCP_BUF_INIT, ref = KCP_BUF_INIT;
-    struct change ch = {0};
     git_oid parent, tree_id, id;
     git_commit *pc = NULL;
-    git_tree *base = NULL;
-    git_reference *out_ref = NULL;
+    struct history_dir *base = NULL;
     bool skip = false, has_parent = history_rec_commit_at(r, op->revision, &parent) == 0;
     int rc = 0;
-    if (has_parent &&
-        (git_commit_lookup(&pc, r->repo, &parent) != 0 || git_commit_tree(&base, pc) != 0)) {
+    if (has_parent && git_commit_lookup(&pc, r->repo, &parent) != 0) {
         rc = git_fail("conflict parent");
         goto done;
     }
-    if ((rc = change_for(r, base, op, k, &ch, &skip)) != 0)
-        goto done;
-    if ((rc = write_tree(r, base, &ch, skip ? 0 : 1, &tree_id)) != 0)
+    /* The parent's tree, its directories read as the path needs them. */
+    base = history_dir_new(pc ? git_commit_tree_id(pc) : NULL);
+    if ((rc = tree_op(r, base, op, k, &skip)) != 0 || (rc = history_dir_id(r, base, &tree_id)) != 0)
         goto done;
     kcp_buf_printf(&msg, "conflict: %s ", verb_of(e));
     history_key_spec(&msg, k);
@@ -328,15 +335,12 @@ static int record_conflict(struct history_rec *r, uint64_t index, const struct k
     r->pending_refs = kcp_realloc(r->pending_refs, (r->npending + 1) * sizeof(*r->pending_refs));
     r->pending_ids = kcp_realloc(r->pending_ids, (r->npending + 1) * sizeof(*r->pending_ids));
     r->pending_refs[r->npending] = kcp_buf_detach(&ref);
-    history_pack_note_tip(r, &id);
     git_oid_cpy(&r->pending_ids[r->npending], &id);
     r->npending++;
     r->conflicts++;
 done:
-    git_reference_free(out_ref);
-    git_tree_free(base);
+    history_dir_free(base);
     git_commit_free(pc);
-    free(ch.path);
     kcp_buf_free(&msg);
     kcp_buf_free(&ref);
     return rc;
@@ -345,11 +349,10 @@ done:
 int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_store_entry *e,
                       const struct kcp_store_op_result *ops, size_t nops)
 {
-    struct change *ch = kcp_calloc(nops ? nops : 1, sizeof(*ch));
     struct kcp_buf msg = KCP_BUF_INIT, body = KCP_BUF_INIT;
-    size_t n = 0, recorded = 0;
-    git_oid before, tree_id, id;
-    bool had_head = r->has_head;
+    size_t n = 0;
+    git_oid before, before_tree, tree_id, id;
+    bool had_head = r->has_head, had_tree = history_dir_has_id(r->tree, &before_tree);
     int rc = 0;
     if (index <= r->last)
         goto done; /* recorded before a crash or a restart: never twice */
@@ -368,26 +371,28 @@ int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_st
         }
         if (!ops[i].applied)
             continue;
-        if ((rc = change_for(r, r->head_tree, op, &k, &ch[n], &skip)) != 0)
+        if ((rc = tree_op(r, r->tree, op, &k, &skip)) != 0)
             goto done;
         if (skip)
             continue;
-        if (recorded++ == 0) {
-            kcp_buf_printf(&msg, "%s ", verb_of(e));
+        if (n == 0) {
+            kcp_buf_puts(&msg, verb_of(e));
+            kcp_buf_puts(&msg, " ");
             history_key_spec(&msg, &k);
-            kcp_buf_printf(&msg, " by %s", e->user);
+            kcp_buf_puts(&msg, " by ");
+            kcp_buf_puts(&msg, e->user);
         }
-        kcp_buf_printf(&body, "%s ", op->type == KCP_STORE_DELETE ? "delete" : "put");
+        kcp_buf_puts(&body, op->type == KCP_STORE_DELETE ? "delete " : "put ");
         history_key_spec(&body, &k);
         kcp_buf_puts(&body, "\n");
         n++;
     }
     if (!n)
         goto done;
-    if ((rc = write_tree(r, r->head_tree, ch, n, &tree_id)) != 0)
+    if ((rc = history_dir_id(r, r->tree, &tree_id)) != 0)
         goto done;
     /* A write that changed only what is not recorded (resourceVersion, managedFields times). */
-    if (r->head_tree && git_oid_equal(&tree_id, git_tree_id(r->head_tree)))
+    if (had_tree && git_oid_equal(&tree_id, &before_tree))
         goto done;
     if (n > 1)
         kcp_buf_printf(&msg, " (+%zu more)\n\n%s", n - 1, body.data);
@@ -397,20 +402,13 @@ int history_rec_entry(struct history_rec *r, uint64_t index, const struct kcp_st
     if ((rc = commit(r, &id, e->user, e->wall_s, msg.data, &tree_id, had_head ? &before : NULL)) !=
         0)
         goto done;
-    if ((rc = set_head(r, &id)) != 0)
-        goto done;
+    git_oid_cpy(&r->head, &id);
+    r->has_head = true;
     idmap_add(&r->map, index, &id);
     r->commits++;
-    if (r->ntips && git_oid_equal(&r->tips[r->ntips - 1], &before))
-        git_oid_cpy(&r->tips[r->ntips - 1], &id); /* the main line's newest tip suffices */
-    else
-        history_pack_note_tip(r, &id);
 done:
     if (rc == 0 && index > r->last)
         r->last = index;
-    for (size_t i = 0; i < nops; i++)
-        free(ch[i].path);
-    free(ch);
     kcp_buf_free(&msg);
     kcp_buf_free(&body);
     return rc;
@@ -419,13 +417,14 @@ done:
 int history_rec_snapshot(struct history_rec *r, uint64_t index, int64_t wall_s,
                          const struct history_snap_obj *objs, size_t n)
 {
-    struct change *ch = kcp_calloc(n ? n : 1, sizeof(*ch));
     struct kcp_buf msg = KCP_BUF_INIT;
+    struct history_dir *root = NULL;
     size_t m = 0;
     git_oid tree_id, id;
     int rc = 0;
     if (index <= r->last)
         goto done;
+    root = history_dir_new(NULL);
     for (size_t i = 0; i < n; i++) {
         struct history_key k;
         struct kcp_store_op op = {
@@ -434,12 +433,12 @@ int history_rec_snapshot(struct history_rec *r, uint64_t index, int64_t wall_s,
         if (history_key_parse(&k, objs[i].key, objs[i].key_len) != 0 ||
             history_rules_skip(&r->rules, &k))
             continue;
-        if ((rc = change_for(r, NULL, &op, &k, &ch[m], &skip)) != 0)
+        if ((rc = tree_op(r, root, &op, &k, &skip)) != 0)
             goto done;
         if (!skip)
             m++;
     }
-    if ((rc = write_tree(r, NULL, ch, m, &tree_id)) != 0)
+    if ((rc = history_dir_id(r, root, &tree_id)) != 0)
         goto done;
     kcp_buf_printf(&msg,
                    "snapshot of %zu objects by kcp\n\nEntries before this index were not "
@@ -448,17 +447,18 @@ int history_rec_snapshot(struct history_rec *r, uint64_t index, int64_t wall_s,
     struct kcp_store_entry e = {.verb = "snapshot", .user = "kcp", .request_id = ""};
     trailers(&msg, 0, index, &e);
     if ((rc = commit(r, &id, "kcp", wall_s, msg.data, &tree_id, r->has_head ? &r->head : NULL)) !=
-            0 ||
-        (rc = set_head(r, &id)) != 0)
+        0)
         goto done;
+    history_dir_free(r->tree);
+    r->tree = root;
+    root = NULL;
+    git_oid_cpy(&r->head, &id);
+    r->has_head = true;
     idmap_add(&r->map, index, &id);
-    history_pack_note_tip(r, &id);
     r->commits++;
     r->last = index;
 done:
-    for (size_t i = 0; i < n; i++)
-        free(ch[i].path);
-    free(ch);
+    history_dir_free(root);
     kcp_buf_free(&msg);
     return rc;
 }
@@ -508,7 +508,7 @@ int history_rec_flush(struct history_rec *r)
     free(dst);
     /* After the refs: a failed fold leaves the small packs, which still hold everything. */
     if (history_pack_fold(r) != 0)
-        kcp_log(KCP_LOG_WARN, "history", "folding packs failed; will retry");
+        kcp_log(KCP_LOG_WARN, "history", "folding packs failed; the small ones stay");
     return rc;
 }
 

@@ -43,24 +43,34 @@ static bool cluster_scoped(const struct history_key *k)
 
 void history_key_path(struct kcp_buf *out, const struct history_key *k)
 {
+    /* Appends, not printf: this runs for every recorded write. */
     kcp_buf_reset(out);
-    kcp_buf_printf(out, "%.*s/%.*s/", (int)k->group_len, k->group, (int)k->resource_len,
-                   k->resource);
+    kcp_buf_append(out, k->group, k->group_len);
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->resource, k->resource_len);
+    kcp_buf_append(out, "/", 1);
     if (cluster_scoped(k))
         kcp_buf_puts(out, "_cluster");
     else
         kcp_buf_append(out, k->ns, k->ns_len);
-    kcp_buf_printf(out, "/%.*s.yaml", (int)k->name_len, k->name);
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->name, k->name_len);
+    kcp_buf_puts(out, ".yaml");
 }
 
 void history_key_spec(struct kcp_buf *out, const struct history_key *k)
 {
     kcp_buf_append(out, k->resource, k->resource_len);
-    if (!(k->group_len == 4 && memcmp(k->group, "core", 4) == 0))
-        kcp_buf_printf(out, ".%.*s", (int)k->group_len, k->group);
-    if (!cluster_scoped(k))
-        kcp_buf_printf(out, "/%.*s", (int)k->ns_len, k->ns);
-    kcp_buf_printf(out, "/%.*s", (int)k->name_len, k->name);
+    if (!(k->group_len == 4 && memcmp(k->group, "core", 4) == 0)) {
+        kcp_buf_append(out, ".", 1);
+        kcp_buf_append(out, k->group, k->group_len);
+    }
+    if (!cluster_scoped(k)) {
+        kcp_buf_append(out, "/", 1);
+        kcp_buf_append(out, k->ns, k->ns_len);
+    }
+    kcp_buf_append(out, "/", 1);
+    kcp_buf_append(out, k->name, k->name_len);
 }
 
 static void ref_part(struct kcp_buf *out, const char *s, size_t n)
@@ -131,7 +141,7 @@ bool history_rules_skip(const struct history_rules *r, const struct history_key 
     return false;
 }
 
-int history_render(struct kcp_buf *out, const char *json, size_t len)
+int history_render_json(struct kcp_buf *out, const char *json, size_t len)
 {
     json_error_t jerr;
     json_t *doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -153,4 +163,9 @@ int history_render(struct kcp_buf *out, const char *json, size_t len)
     kcp_codec_yaml_write(out, doc);
     json_decref(doc);
     return 0;
+}
+
+int history_render(struct kcp_buf *out, const char *json, size_t len)
+{
+    return history_render_fast(out, json, len) ? 0 : history_render_json(out, json, len);
 }

@@ -35,5 +35,7 @@ int main(void)
     failed += test_record_run();
     failed += test_replay_run();
     failed += test_retain_run();
+    failed += test_pack_run();
+    failed += test_render_run();
     return failed ? 1 : 0;
 }

@@ -165,7 +165,10 @@ static void test_commits_and_conflicts(void **state)
     assert_int_equal(git_revparse_single(&o, repo, "HEAD"), 0);
     git_commit *head = (git_commit *)o;
     assert_int_equal(history_trailer_u64(git_commit_message(head), "Raft-Index"), 4);
-    assert_int_equal(git_tree_entrycount(r.head_tree), 0);
+    git_object *t = NULL;
+    assert_int_equal(git_revparse_single(&t, repo, "HEAD^{tree}"), 0);
+    assert_int_equal(git_tree_entrycount((git_tree *)t), 0);
+    git_object_free(t);
     assert_non_null(strstr(git_commit_message(head), "delete configmaps/default/hist by alice"));
     assert_string_equal(git_commit_author(head)->email, "alice@kcp");
     assert_int_equal(git_commit_author(head)->when.time, 1700000004);
@@ -228,6 +231,88 @@ static void test_deterministic_ids(void **state)
     th_rmrf(d2);
 }
 
+/* A multi-op entry: ops[i] = {key, json or NULL for a delete}, all applied. */
+static void rec_ops(struct history_rec *r, uint64_t index, const char *verb, const char **keys,
+                    char **jsons, size_t n)
+{
+    struct kcp_store_op ops[8];
+    struct kcp_store_op_result res[8];
+    for (size_t i = 0; i < n; i++) {
+        ops[i] = (struct kcp_store_op){jsons[i] ? KCP_STORE_PUT : KCP_STORE_DELETE,
+                                       KCP_STORE_IF_ANY,
+                                       0,
+                                       keys[i],
+                                       strlen(keys[i]),
+                                       jsons[i],
+                                       jsons[i] ? strlen(jsons[i]) : 0};
+        res[i] = (struct kcp_store_op_result){.err = 0, .applied = true};
+    }
+    struct kcp_store_entry e = {.wall_s = 1700000000 + (int64_t)index,
+                                .verb = verb,
+                                .user = " bob <x> ",
+                                .request_id = "",
+                                .nops = n,
+                                .ops = ops};
+    r->term = 7;
+    assert_int_equal(history_rec_entry(r, index, &e, res, n), 0);
+}
+
+static void expect_hex(const git_oid *id, const char *want)
+{
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof(hex), id);
+    assert_string_equal(hex, want);
+}
+
+/*
+ * The bytes of every object are part of the format: replicas running different kcp versions
+ * must still agree on commit ids. These ids are what libgit2's git_tree_create_updated and
+ * git_commit_create wrote for this story (kcp before the recorder wrote its own objects).
+ */
+static void test_golden_ids(void **state)
+{
+    char dir[64];
+    struct history_rec r;
+    th_tmpdir(dir);
+    char *path = kcp_sprintf("%s/history.git", dir);
+    assert_int_equal(history_rec_open(&r, path, NULL), 0);
+    record_story(&r); /* create, update, conflict, delete (emptying the tree), event, failure */
+    char *a = th_configmap("a", "1", 10), *b = th_configmap("b-", "2", 11),
+         *c = th_configmap("a.b", "3", 12), *ns = th_configmap("shop", "x", 13),
+         *a2 = th_configmap("a", "1", 14), *d = th_configmap("web", "9", 15);
+    const char *k1[] = {"/core/configmaps/default/a", "/core/configmaps/default/b-",
+                        "/core/configmaps/default/a.b", "/core/namespaces/_/shop",
+                        "/apps/deployments/default/web"};
+    char *v1[] = {a, b, c, ns, d};
+    rec_ops(&r, 7, "create", k1, v1, 5);
+    const char *k2[] = {"/core/configmaps/default/a"};
+    char *v2[] = {a2}; /* only the resourceVersion changed: no commit */
+    rec_ops(&r, 8, "update", k2, v2, 1);
+    const char *k3[] = {"/apps/deployments/default/web", "/core/configmaps/default/b-"};
+    char *v3[] = {NULL, NULL}; /* apps/ emptied: removed up to the root */
+    rec_ops(&r, 9, "delete", k3, v3, 2);
+    struct history_snap_obj snap[] = {{k1[0], strlen(k1[0]), a, strlen(a)},
+                                      {k1[3], strlen(k1[3]), ns, strlen(ns)}};
+    assert_int_equal(history_rec_snapshot(&r, 12, 1700000100, snap, 2), 0);
+    assert_int_equal(history_rec_flush(&r), 0);
+    assert_int_equal(r.commits, 6);
+    expect_hex(&r.head, "a4bc51993d86d0f62994963bd49892da20d0a093");
+    git_reference *ref = NULL;
+    assert_int_equal(git_reference_lookup(&ref, r.repo, "refs/conflicts/configmaps/default/hist/3"),
+                     0);
+    expect_hex(git_reference_target(ref), "347082597880d3bc02dc051a0d9a99998a5f2390");
+    git_reference_free(ref);
+    history_rec_close(&r);
+    free(a);
+    free(b);
+    free(c);
+    free(ns);
+    free(a2);
+    free(d);
+    free(path);
+    th_rmrf(dir);
+}
+
 int test_record_run(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +320,7 @@ int test_record_run(void)
         cmocka_unit_test(test_yaml_round_trip),
         cmocka_unit_test(test_commits_and_conflicts),
         cmocka_unit_test(test_deterministic_ids),
+        cmocka_unit_test(test_golden_ids),
     };
     return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }

@@ -20,5 +20,7 @@ char *th_configmap(const char *name, const char *value, uint64_t rv);
 int test_record_run(void);
 int test_replay_run(void);
 int test_retain_run(void);
+int test_pack_run(void);
+int test_render_run(void);
 
 #endif
