@@ -39,6 +39,10 @@ static void git_init_once(void)
     git_libgit2_opts(GIT_OPT_SET_CACHE_MAX_SIZE, (ssize_t)32 << 20);
     /* Pack files are mapped to read trees back; bound how much of them stays mapped. */
     git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)64 << 20);
+    /* A fold deletes packs that may be open (a conflict's parent was read from one): libgit2
+     * skips deleted packs when it looks objects up, but keeps an open one's descriptor, and so
+     * its disk space, unless it closes its least recently used pack files past a limit. */
+    git_libgit2_opts(GIT_OPT_SET_MWINDOW_FILE_LIMIT, (size_t)64);
 }
 
 void history_git_init(void)
