@@ -15,26 +15,15 @@
 
 /* ---- wire format ---- */
 
-static void varint(struct kcp_buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    kcp_buf_append(b, tmp, n);
-}
-
 static void tag(struct kcp_buf *b, unsigned field, unsigned wire)
 {
-    varint(b, (uint64_t)field << 3 | wire);
+    api_pb_varint(b, (uint64_t)field << 3 | wire);
 }
 
 static void put_bytes(struct kcp_buf *b, unsigned field, const void *data, size_t len)
 {
     tag(b, field, 2);
-    varint(b, len);
+    api_pb_varint(b, len);
     kcp_buf_append(b, data, len);
 }
 
@@ -57,7 +46,7 @@ static void put_bool(struct kcp_buf *b, unsigned field, const json_t *v)
 {
     if (json_is_true(v)) {
         tag(b, field, 0);
-        varint(b, 1);
+        api_pb_varint(b, 1);
     }
 }
 
@@ -66,7 +55,7 @@ static void put_int64(struct kcp_buf *b, unsigned field, const json_t *v)
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : (json_int_t)json_number_value(v);
     if (n) {
         tag(b, field, 0);
-        varint(b, (uint64_t)n);
+        api_pb_varint(b, (uint64_t)n);
     }
 }
 
@@ -211,7 +200,7 @@ static void schema(struct kcp_buf *out, const json_t *s)
             put_schema(&m, 1, ap);
         } else {
             tag(&m, 2, 0);
-            varint(&m, json_is_true(ap));
+            api_pb_varint(&m, json_is_true(ap));
         }
         put_msg(out, 21, &m);
     }
