@@ -13,28 +13,19 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kclient import (MAGIC, PROTOBUF, TABLE, Client, configmap_pb, decode_configmap,  # noqa: E402
+from kclient import (MAGIC, PROTOBUF, TABLE, Checks, Client, configmap_pb, decode_configmap,  # noqa: E402
                      decode_list, decode_meta, decode_status, pb_decode, pb_first, q, unenvelope)
 
 host, port, pki, group = sys.argv[1:5]
 state_file = sys.argv[5] if len(sys.argv) > 5 else None
 c = Client(host, port, pki)
-passed = failed = 0
 
 PARTIAL = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
 PARTIAL_LIST = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"
 
 
-def check(desc, cond, r=None, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok  ", desc)
-    else:
-        failed += 1
-        extra = (r.describe() if r is not None else "")
-        print("FAIL", desc + (": " + detail if detail else "") + (" | " + extra if extra else ""))
-    return bool(cond)
+checks = Checks()
+check = checks.check
 
 
 def status_ok(r, code, reason):
@@ -1122,8 +1113,7 @@ if __name__ == "__main__":
         GROUPS[group]()
     except Exception as e:  # noqa: BLE001 - a crash of the group is one failure, reported
         import traceback
-        failed += 1
+        checks.failed += 1
         print("FAIL group %s stopped: %r" % (group, e))
         traceback.print_exc(file=sys.stdout)
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    checks.finish()

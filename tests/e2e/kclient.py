@@ -9,12 +9,35 @@ import json
 import socket
 import ssl
 import struct
+import sys
 import time
 import urllib.parse
 
 MAGIC = b"k8s\x00"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+class Checks:
+    """The e2e scripts' tally: `check` prints one ok/FAIL line, `finish` the
+    "N passed, N failed" summary (the line scripts/test.sh reads) and exits 1 on a failure."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, desc, cond, r=None, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok  ", desc)
+        else:
+            self.failed += 1
+            extra = (r.describe() if r is not None else "")
+            print("FAIL", desc + (": " + detail if detail else "") + (" | " + extra if extra else ""))
+        return bool(cond)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
 
 
 class Response:

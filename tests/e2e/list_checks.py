@@ -16,26 +16,17 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kclient import (PROTOBUF, TABLE, Client, decode_list, pb_decode, pb_first,  # noqa: E402
+from kclient import (PROTOBUF, TABLE, Checks, Client, decode_list, pb_decode, pb_first,  # noqa: E402
                      pb_str, q, unenvelope)
 
 host, port, pki, group, ns = sys.argv[1:6]
 count = int(sys.argv[6]) if len(sys.argv) > 6 else 5000
 c = Client(host, port, pki)
-passed = failed = 0
 CMS = "/api/v1/namespaces/%s/configmaps" % ns
 
 
-def check(desc, cond, r=None, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok  ", desc)
-    else:
-        failed += 1
-        extra = (r.describe() if r is not None else "")
-        print("FAIL", desc + (": " + detail if detail else "") + (" | " + extra if extra else ""))
-    return bool(cond)
+checks = Checks()
+check = checks.check
 
 
 def name(i):
@@ -204,6 +195,5 @@ elif group == "abandon":
     abandon()
 else:
     print("FAIL unknown group %s" % group)
-    failed += 1
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+    checks.failed += 1
+checks.finish()

@@ -13,7 +13,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kclient import Client  # noqa: E402
+from kclient import Checks, Client  # noqa: E402
 
 group, ns = sys.argv[1:3]
 clients = []
@@ -21,20 +21,11 @@ for spec in sys.argv[3:]:
     host, port, pki = spec.split(":", 2)
     clients.append(Client(host, port, pki))
 c = clients[0]
-passed = failed = 0
 SVCS = "/api/v1/namespaces/%s/services" % ns
 
 
-def check(desc, cond, r=None, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok  ", desc)
-    else:
-        failed += 1
-        extra = (r.describe() if r is not None else "")
-        print("FAIL", desc + (": " + detail if detail else "") + (" | " + extra if extra else ""))
-    return bool(cond)
+checks = Checks()
+check = checks.check
 
 
 def service(name, type_="NodePort", ip=None, node_ports=(None,)):
@@ -296,7 +287,6 @@ elif group == "distinct":
 
 else:
     print("FAIL unknown group %s" % group)
-    failed += 1
+    checks.failed += 1
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+checks.finish()
